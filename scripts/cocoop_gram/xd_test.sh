@@ -1,0 +1,5 @@
+#!/bin/bash
+# CoCoOp-GRAM cross-dataset / domain generalization, test on DATASET (as scripts/cocoop/xd_test.sh), prompts from the meta checkpoint
+TRAINER=CoCoOp_GRAM
+GRAM_CFG=${GRAM_CFG:-cocoop}
+source "$(dirname "${BASH_SOURCE[0]}")/../cocoop/xd_test.sh"

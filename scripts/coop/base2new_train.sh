@@ -1,0 +1,7 @@
+#!/bin/bash
+# CoOp base-to-new, train on the base classes: bash scripts/coop/base2new_train.sh DATASET SEED
+TRAINER=${TRAINER:-CoOp}
+CFG=${CFG:-vit_b16_ep50}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+coop_options  # NCTX CSC CTP from the environment (16 False end)
+base2new_train "$@"

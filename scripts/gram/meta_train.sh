@@ -1,0 +1,19 @@
+#!/bin/bash
+# GRAM meta-training (after scripts/gram/cluster.sh): bash scripts/gram/meta_train.sh CFG SPLIT_FILE [OUT]
+# Writes OUT/meta_checkpoint.pth (OUT defaults to ${OUTPUT}/gram/CFG, where the GRAM scripts look for it).
+TRAINER=GRAM
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+need_args 2 "CFG SPLIT_FILE [OUT]" "$@"
+CFG=$1
+SPLIT=$2
+OUT=${3:-${OUTPUT}/gram/${CFG}}
+if [ -f "${OUT}/${META_CKPT_NAME}" ]; then
+    echo "Results are available in ${OUT}. Skip this job"
+else
+    echo "Run this job and save the output to ${OUT}"
+    ${PYTHON} meta_train.py \
+        --root "${DATA}" \
+        --config-file "configs/gram/${CFG}.yaml" \
+        --split-file "${SPLIT}" \
+        --output-dir "${OUT}"
+fi

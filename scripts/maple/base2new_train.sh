@@ -1,0 +1,6 @@
+#!/bin/bash
+# MaPLe base-to-new, train on the base classes: bash scripts/maple/base2new_train.sh DATASET SEED
+TRAINER=${TRAINER:-MaPLe}
+CFG=${CFG:-vit_b16_c2_ep5_batch4_2ctx}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+base2new_train "$@"

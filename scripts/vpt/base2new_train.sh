@@ -1,0 +1,6 @@
+#!/bin/bash
+# VPT base-to-new, train on the base classes: bash scripts/vpt/base2new_train.sh DATASET SEED
+TRAINER=${TRAINER:-VPT}
+CFG=${CFG:-vit_b16_c2_ep5_batch4_4}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+base2new_train "$@"

@@ -1,0 +1,6 @@
+#!/bin/bash
+# VPT cross-dataset / domain generalization, train on ImageNet: bash scripts/vpt/xd_train.sh SEED
+TRAINER=${TRAINER:-VPT}
+CFG=${CFG:-vit_b16_c2_ep5_batch4_4}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+xd_train "$@"

@@ -1,0 +1,50 @@
+"""Fixtures for the GRAM pipeline tests: a tiny captioned corpus, its encoded features and split."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers_clip import COLORS
+
+STYLES = {"plain": 10, "noisy": 60}
+PER_COLOR_STYLE = 6
+
+
+def write_caption_corpus(folder: str) -> str:
+    """Colour images in two styles with captions; returns the TSV manifest path."""
+    rng = np.random.default_rng(0)
+    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+    lines = []
+    for style, noise in STYLES.items():
+        for name, color in COLORS.items():
+            for index in range(PER_COLOR_STYLE):
+                pixels = np.clip(np.array(color) + rng.normal(0, noise, (32, 32, 3)), 0, 255).astype(np.uint8)
+                relative = f"images/{style}_{name}_{index}.png"
+                Image.fromarray(pixels).save(os.path.join(folder, relative))
+                lines.append(f"{relative}\ta {style} {name} picture number {index}")
+    manifest = os.path.join(folder, "corpus.tsv")
+    with open(manifest, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def gram_split(tmp_path_factory, tiny_vit_checkpoint):
+    """``(split_file, manifest)`` for the tiny corpus, clustered into 4 domains by CLIP features."""
+    from datasets.corpus import ImageTextCorpus
+    from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
+    from trainers.backbone.transforms import clip_preprocess
+    from trainers.gram.clustering import ClusteringSettings, build_split, encode_corpus, save_split
+
+    folder = str(tmp_path_factory.getbasetemp() / "gram_corpus")
+    manifest = write_caption_corpus(folder)
+    model = load_clip(tiny_vit_checkpoint).float().eval()
+    fingerprint = checkpoint_fingerprint(tiny_vit_checkpoint)
+    items = ((item.id, item.image, item.caption) for item in ImageTextCorpus(manifest))
+    out_dir = os.path.join(folder, "clusters")
+    encoded = encode_corpus(model, clip_preprocess(32), items, os.path.join(out_dir, "features"),
+                            clip_fingerprint=fingerprint, shard_size=64, batch_size=32, progress=False)
+    settings = ClusteringSettings(method="kmeans", k=4, niter=10, seed=1)
+    split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint)
+    return save_split(split, out_dir), manifest

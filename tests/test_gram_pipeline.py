@@ -1,0 +1,105 @@
+"""GRAM end to end at tiny size: clustered corpus -> meta-training -> meta checkpoint -> CoOp_GRAM."""
+import os
+
+import pytest
+import torch
+
+from tests.helpers_clip import build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
+from tests.helpers_gram import gram_split  # noqa: F401
+from trainers.gram.meta_checkpoint import MetaCheckpointError, load_meta_checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_COOP = "configs/trainers/CoOp/tiny_ep10.yaml"
+
+
+def meta_cfg(split_file, backbone, output_dir, opts=()):
+    from tools.cli import default_cfg
+
+    cfg = default_cfg()
+    cfg.merge_from_file(os.path.join(REPO, "configs/gram/tiny_coop.yaml"))
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.TRAINER.GRAM.SPLIT_FILE = split_file
+    cfg.OUTPUT_DIR = output_dir
+    cfg.SEED = 1
+    cfg.merge_from_list(["TRAINER.GRAM.ITERS_PER_EPOCH", 2, "TRAINER.GRAM.META_BATCH", 1,
+                         "TRAINER.GRAM.VAL_TASKS", 1] + list(opts))
+    cfg.freeze()
+    return cfg
+
+
+def build_meta_trainer(split_file, backbone, output_dir, opts=()):
+    from dassl.utils import set_random_seed
+
+    import trainers  # noqa: F401
+    from trainers.gram.meta_trainer import MetaTrainer
+
+    cfg = meta_cfg(split_file, backbone, output_dir, opts)
+    set_random_seed(cfg.SEED)
+    return MetaTrainer(cfg)
+
+
+def run_meta_training(split_file, backbone, output_dir, opts=()):
+    trainer = build_meta_trainer(split_file, backbone, output_dir, opts)
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def meta_run(gram_split, tiny_vit_checkpoint, tmp_path_factory):
+    split_file, _ = gram_split
+    output = str(tmp_path_factory.mktemp("meta"))
+    trainer = run_meta_training(split_file, tiny_vit_checkpoint, output)
+    return trainer, os.path.join(output, "meta_checkpoint.pth")
+
+
+def test_meta_training_writes_a_checkpoint_for_the_prompt_method(meta_run):
+    trainer, path = meta_run
+    checkpoint = load_meta_checkpoint(path)
+    assert checkpoint.method == "CoOp"
+    assert set(checkpoint.prompt_init) == {"prompt_learner.ctx"}
+    torch.testing.assert_close(checkpoint.prompt_init["prompt_learner.ctx"],
+                               trainer.prompt_params["prompt_learner.ctx"].detach())
+    regulator = checkpoint.build_regulator()
+    assert not any(p.requires_grad for p in regulator.parameters())
+
+
+def test_resumed_meta_training_reproduces_the_uninterrupted_run(gram_split, tiny_vit_checkpoint, tmp_path):
+    split_file, _ = gram_split
+    full = run_meta_training(split_file, tiny_vit_checkpoint, str(tmp_path / "full"))
+    interrupted = build_meta_trainer(split_file, tiny_vit_checkpoint, str(tmp_path / "cut"))
+    run_epoch = interrupted.run_epoch
+
+    def run_epoch_until_interrupt():
+        if interrupted.epoch == 1:
+            raise KeyboardInterrupt
+        run_epoch()
+
+    interrupted.run_epoch = run_epoch_until_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    resumed = run_meta_training(split_file, tiny_vit_checkpoint, str(tmp_path / "cut"))
+    assert resumed.start_epoch == 1
+    for name, param in full.state.state_dict().items():
+        torch.testing.assert_close(resumed.state.state_dict()[name], param, msg=name)
+
+
+def test_coop_gram_starts_from_the_meta_learned_context(meta_run, dataset_root, tiny_vit_checkpoint, tmp_path):
+    _, path = meta_run
+    trainer = build_clip_trainer("CoOp_GRAM", TINY_COOP, dataset_root, str(tmp_path), tiny_vit_checkpoint,
+                                 ["TRAINER.GRAM.META_CKPT", path])
+    torch.testing.assert_close(trainer.model.prompt_learner.ctx.detach(),
+                               load_meta_checkpoint(path).prompt_init["prompt_learner.ctx"])
+
+
+def test_meta_checkpoint_from_another_clip_is_refused(meta_run, dataset_root, tiny_rn_checkpoint, tmp_path):
+    _, path = meta_run
+    with pytest.raises(MetaCheckpointError, match="fingerprint"):
+        build_clip_trainer("CoOp_GRAM", TINY_COOP, dataset_root, str(tmp_path), tiny_rn_checkpoint,
+                           ["TRAINER.GRAM.META_CKPT", path])
+
+
+def test_meta_checkpoint_for_another_prompt_shape_is_refused(meta_run, dataset_root, tiny_vit_checkpoint, tmp_path):
+    _, path = meta_run
+    with pytest.raises(MetaCheckpointError, match="shape"):
+        build_clip_trainer("CoOp_GRAM", TINY_COOP, dataset_root, str(tmp_path), tiny_vit_checkpoint,
+                           ["TRAINER.GRAM.META_CKPT", path, "TRAINER.COOP.N_CTX", 6])

@@ -1,0 +1,113 @@
+"""The meta checkpoint: what GRAM meta-training hands to downstream trainers.
+
+It holds the meta-learned prompt initialization (named like the prompt method's parameters), the
+regulator's config and weights, the prompt method it was made for, the CLIP checkpoint's
+fingerprint and the meta-training settings. It is written atomically and checked on load: a
+checkpoint made with another CLIP, or for prompts of another shape, is refused with a clear error.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .clustering.atomic import atomic_write
+from .regulator import regulator_from_config
+
+FORMAT = "gram-meta-checkpoint/1"
+
+
+class MetaCheckpointError(ValueError):
+    """A meta checkpoint is missing, malformed or does not fit the model (one-line message)."""
+
+
+@dataclass
+class MetaCheckpoint:
+    method: str
+    prompt_init: Dict[str, Tensor]
+    regulator_config: dict
+    regulator_state: Dict[str, Tensor]
+    clip_fingerprint: str
+    backbone: str
+    settings: dict = field(default_factory=dict)
+    test_time: Optional[dict] = None  # structure-induced test-time regulator, when meta-trained
+
+    def build_regulator(self) -> nn.Module:
+        """The regulator with its meta-learned weights, frozen."""
+        regulator = regulator_from_config(self.regulator_config)
+        regulator.load_state_dict(self.regulator_state)
+        regulator.requires_grad_(False)
+        return regulator.eval()
+
+
+def file_fingerprint(path: str) -> str:
+    """First 16 hex digits of the file's sha256 (as recorded in logs and results)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
+    """Write ``checkpoint`` to ``path`` atomically."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    payload = {"format": FORMAT, **asdict(checkpoint)}
+    payload["prompt_init"] = {k: v.detach().cpu().float() for k, v in checkpoint.prompt_init.items()}
+    payload["regulator_state"] = {k: v.detach().cpu() for k, v in checkpoint.regulator_state.items()}
+    atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def load_meta_checkpoint(path: str) -> MetaCheckpoint:
+    """Read a meta checkpoint, refusing files that are not one."""
+    if not path:
+        raise MetaCheckpointError("no meta checkpoint given: set TRAINER.GRAM.META_CKPT to the file "
+                                  "meta_train.py wrote (e.g. output/gram/<method>/meta_checkpoint.pth)")
+    if not os.path.isfile(path):
+        raise MetaCheckpointError(f"meta checkpoint not found: {path} (run meta_train.py or scripts/gram/meta_train.sh)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # truncated file, not a torch file
+        raise MetaCheckpointError(f"{path} is not a readable meta checkpoint ({type(error).__name__})") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MetaCheckpointError(f"{path} is not a GRAM meta checkpoint (expected format '{FORMAT}')")
+    payload.pop("format")
+    return MetaCheckpoint(**payload)
+
+
+def _fits(init_shape: Tuple[int, ...], model_shape: Tuple[int, ...]) -> bool:
+    """Equal shapes, or a generic init broadcast over the model's leading (class-specific) dims."""
+    return init_shape == model_shape or (
+        len(model_shape) > len(init_shape) and model_shape[len(model_shape) - len(init_shape):] == init_shape)
+
+
+def check_compatible(checkpoint: MetaCheckpoint, path: str, clip_fingerprint: Optional[str],
+                     prompt_shapes: Mapping[str, Tuple[int, ...]]) -> None:
+    """Raise MetaCheckpointError unless ``checkpoint`` was made for this CLIP and these prompts."""
+    if clip_fingerprint and checkpoint.clip_fingerprint and clip_fingerprint != checkpoint.clip_fingerprint:
+        raise MetaCheckpointError(
+            f"{path} was meta-trained with CLIP {checkpoint.backbone} (fingerprint {checkpoint.clip_fingerprint}), "
+            f"but this model's CLIP has fingerprint {clip_fingerprint}")
+    missing = [name for name in prompt_shapes if name not in checkpoint.prompt_init]
+    if missing:
+        raise MetaCheckpointError(
+            f"{path} was made for {checkpoint.method} prompts ({', '.join(checkpoint.prompt_init)}); "
+            f"this trainer's prompt tensors {', '.join(missing)} are not in it")
+    for name, shape in prompt_shapes.items():
+        init_shape = tuple(checkpoint.prompt_init[name].shape)
+        if not _fits(init_shape, tuple(shape)):
+            raise MetaCheckpointError(
+                f"{path}: prompt tensor '{name}' has shape {list(init_shape)} in the meta checkpoint but "
+                f"{list(shape)} in this model (check N_CTX / prompt depth / backbone)")
+
+
+def copy_prompt_init(checkpoint: MetaCheckpoint, prompt_params: Mapping[str, nn.Parameter]) -> None:
+    """Overwrite the model's prompt tensors with the meta-learned initialization."""
+    with torch.no_grad():
+        for name, param in prompt_params.items():
+            param.copy_(checkpoint.prompt_init[name].to(param.dtype).expand_as(param))

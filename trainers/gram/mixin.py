@@ -1,0 +1,73 @@
+"""GRAM for any prompt trainer: start from the meta-learned prompts, regulate every prompt gradient.
+
+``class CoOp_GRAM(GRAMMixin, CoOp)`` is a whole GRAM trainer: after the baseline builds its model
+and optimizer, the mixin loads ``TRAINER.GRAM.META_CKPT``, copies the prompt initialization into
+the model's prompt tensors (the parameters left trainable by the baseline) and installs the frozen
+regulator psi_phi as a pre-step hook on every registered optimizer. The hook rewrites ``.grad`` of
+each prompt tensor as ``psi(grad)`` right before the optimizer step, so it applies whatever path
+the baseline takes to its step (plain backward, AMP's GradScaler, several optimizers), and
+everything else stays the baseline's.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from .meta_checkpoint import MetaCheckpoint, check_compatible, copy_prompt_init, load_meta_checkpoint
+
+
+def trainable_prompt_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
+    """The prompt tensors of a prompt method: its parameters left trainable (CLIP is frozen)."""
+    return {name: param for name, param in model.named_parameters() if param.requires_grad}
+
+
+class GradientRegulationHook:
+    """Optimizer pre-step hook applying a frozen regulator to the prompt gradients."""
+
+    def __init__(self, regulator: nn.Module, prompt_params: Dict[str, nn.Parameter]):
+        self.regulator = regulator
+        self.prompt_params = prompt_params
+
+    @torch.no_grad()
+    def __call__(self, optimizer, args, kwargs) -> None:
+        grads = {n: p.grad.float() for n, p in self.prompt_params.items() if p.grad is not None}
+        if not grads:
+            return
+        regulated, _ = self.regulator(grads)
+        for name, grad in regulated.items():
+            param = self.prompt_params[name]
+            param.grad.copy_(grad.to(param.grad.dtype))
+
+
+def clip_fingerprint_of(cfg) -> Optional[str]:
+    from trainers.backbone.clip_loader import checkpoint_fingerprint
+
+    return checkpoint_fingerprint(cfg.MODEL.BACKBONE.NAME)
+
+
+class GRAMMixin:
+    """Put first in the bases of a GRAM trainer: ``class X_GRAM(GRAMMixin, X)``."""
+
+    meta_checkpoint: MetaCheckpoint
+    uses_training_regulator = True  # install psi_phi on the training optimizers (TPT_GRAM: no)
+
+    def build_model(self) -> None:
+        super().build_model()
+        gram_cfg = self.cfg.TRAINER.GRAM
+        path = gram_cfg.META_CKPT
+        self.meta_checkpoint = load_meta_checkpoint(path)
+        prompt_params = trainable_prompt_parameters(self.model)
+        shapes = {name: tuple(param.shape) for name, param in prompt_params.items()}
+        check_compatible(self.meta_checkpoint, path, clip_fingerprint_of(self.cfg), shapes)
+        if gram_cfg.LOAD_INIT:
+            copy_prompt_init(self.meta_checkpoint, prompt_params)
+            print(f"GRAM: prompts initialized from the meta checkpoint {path}")
+        if gram_cfg.REGULATE and self.uses_training_regulator:
+            regulator = self.meta_checkpoint.build_regulator().to(self.device)
+            hook = GradientRegulationHook(regulator, prompt_params)
+            for optimizer in self._optims.values():
+                if optimizer is not None:
+                    optimizer.register_step_pre_hook(hook)
+            print(f"GRAM: prompt gradients regulated by the meta-learned {self.meta_checkpoint.regulator_config['kind']} regulator")

@@ -1,0 +1,175 @@
+"""TPT (Shu et al., "Test-Time Prompt Tuning for Zero-Shot Generalization in VLMs", NeurIPS 2022).
+
+Per test image: N views (the image itself and N - 1 random resized crops, or AugMix views for the
+fine-grained sets) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
+confident views (lowest prediction entropy) are kept; the entropy of their averaged prediction
+(marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
+(lr ``TRAINER.TPT.LR``); the image is then classified with the tuned prompt, and prompt and
+optimizer state are reset before the next image. ``TRAINER.TPT.COOP_INIT`` starts from a CoOp
+checkpoint instead of the ``CTX_INIT`` words (TPT+CoOp). Run it with ``train.py --eval-only``;
+the test loader has batch size 1 (one image, all its views).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torchvision.transforms as T
+from dassl.data import DataManager
+from dassl.engine import TRAINER_REGISTRY
+from dassl.utils import load_pretrained_weights
+from tqdm import tqdm
+
+from trainers.backbone.prompt_learner import PromptLearner
+from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
+from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
+
+# rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
+GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
+
+
+def view_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of each view's class distribution."""
+    log_probs = logits.log_softmax(dim=-1)
+    return -(log_probs.exp() * log_probs).sum(dim=-1)
+
+
+def confident_view_indices(logits: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Indices of the ``int(N * fraction)`` lowest-entropy views (at least one), as TPT selects."""
+    keep = max(1, int(logits.shape[0] * fraction))
+    return torch.argsort(view_entropy(logits), descending=False)[:keep]
+
+
+def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the views' averaged class distribution."""
+    log_probs = logits.log_softmax(dim=-1)
+    mean_log = torch.logsumexp(log_probs, dim=0) - torch.log(torch.tensor(float(logits.shape[0])))
+    return -(mean_log.exp() * mean_log).sum()
+
+
+class TestTimeViews:
+    __test__ = False  # not a pytest test class
+    """PIL image -> ``(n_views, 3, H, W)``: the centre-cropped image, then augmented views."""
+
+    def __init__(self, resolution: int, n_views: int, augmix: bool):
+        self.base = clip_preprocess(resolution)
+        crop = [T.RandomResizedCrop(resolution, interpolation=T.InterpolationMode.BICUBIC), T.RandomHorizontalFlip()]
+        extra = [T.AugMix()] if augmix else []
+        self.augment = T.Compose(crop + extra + [T.ToTensor(), T.Normalize(CLIP_PIXEL_MEAN, CLIP_PIXEL_STD)])
+        self.n_views = n_views
+
+    def __call__(self, image) -> torch.Tensor:
+        image = image.convert("RGB")
+        return torch.stack([self.base(image)] + [self.augment(image) for _ in range(self.n_views - 1)])
+
+
+class TestTimeTuner:
+    __test__ = False  # not a pytest test class
+    """One TPT episode per test sample on a prompted CLIP whose prompt is ``model.prompt_learner``."""
+
+    def __init__(self, model: PromptCLIP, lr: float, steps: int, selection_p: float,
+                 rewrite_gradient: Optional[GradientRewrite] = None):
+        self.model = model
+        self.steps = steps
+        self.selection_p = selection_p
+        self.rewrite_gradient = rewrite_gradient
+        self.named_params = {f"prompt_learner.{n}": p for n, p in model.prompt_learner.named_parameters()
+                             if p.requires_grad}
+        self.params = list(self.named_params.values())
+        self.optimizer = torch.optim.AdamW(self.params, lr=lr)
+        self.initial_params = [p.detach().clone() for p in self.params]
+        self.initial_optimizer = copy.deepcopy(self.optimizer.state_dict())
+
+    def reset(self) -> None:
+        """Restore the prompt and the optimizer state of the start of the episode."""
+        with torch.no_grad():
+            for param, initial in zip(self.params, self.initial_params):
+                param.copy_(initial)
+        self.optimizer.load_state_dict(self.initial_optimizer)
+
+    def logits(self, image_features: torch.Tensor) -> torch.Tensor:
+        return self.model.logit_scale.exp() * image_features @ self.model.class_text_features().t()
+
+    def predict(self, views: torch.Tensor) -> torch.Tensor:
+        """Tune on the views of one image, classify the image (view 0), reset; returns ``(1, C)`` logits."""
+        with torch.no_grad():
+            features = self.model.image_features(views)
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                logits = self.logits(features)
+                selected = confident_view_indices(logits.detach(), self.selection_p)
+                loss = marginal_entropy(logits[selected])
+                self.optimizer.zero_grad()
+                loss.backward()
+                if self.rewrite_gradient is not None:
+                    self.rewrite_gradient(self.named_params, features[:1])
+                self.optimizer.step()
+        with torch.no_grad():
+            prediction = self.logits(features[:1])
+        self.reset()
+        return prediction
+
+
+@TRAINER_REGISTRY.register()
+class TPT(PromptTrainer):
+    """Test-time prompt tuning with the CoOp prompt learner (``TRAINER.TPT``)."""
+
+    method_key = "TPT"
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        if cfg.DATALOADER.TEST.BATCH_SIZE != 1:
+            raise ValueError("TPT tunes on one test image at a time: set DATALOADER.TEST.BATCH_SIZE 1")
+
+    def build_data_loader(self) -> None:
+        cfg = self.cfg
+        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, cfg.TRAINER.TPT.AUGMIX)
+        dm = DataManager(cfg, custom_tfm_test=views)
+        self.train_loader_x, self.train_loader_u = dm.train_loader_x, dm.train_loader_u
+        self.val_loader, self.test_loader = dm.val_loader, dm.test_loader
+        self.num_classes, self.num_source_domains = dm.num_classes, dm.num_source_domains
+        self.lab2cname, self.dm = dm.lab2cname, dm
+
+    def build_custom_clip(self, clip_model, classnames: List[str]) -> PromptCLIP:
+        method = self.method_cfg
+        learner = PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT)
+        if method.COOP_INIT:
+            load_pretrained_weights(learner, method.COOP_INIT)
+        return PromptCLIP(clip_model, learner, method.TEXT_CHUNK)
+
+    def gradient_rewrite(self) -> Optional[GradientRewrite]:
+        """How the test-time gradient is changed before the step (TPT: not at all)."""
+        return None
+
+    def build_tuner(self) -> TestTimeTuner:
+        """The per-sample tuner, snapshotting the prompt as it is now (after any initialization)."""
+        method = self.method_cfg
+        return TestTimeTuner(self.model, method.LR, method.STEPS, method.SELECTION_P, self.gradient_rewrite())
+
+    def train(self) -> None:
+        """Nothing to train ahead of time: tuning happens per test sample (as ``--eval-only``)."""
+        self.test()
+
+    @torch.no_grad()
+    def test(self, split: Optional[str] = None) -> float:
+        """Dassl's evaluation, one tuned episode per image, with a running-accuracy progress bar."""
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        split = split or self.cfg.TEST.SPLIT
+        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
+        print(f"Evaluate on the *{split}* set (test-time prompt tuning, {self.cfg.TRAINER.TPT.N_VIEWS} views)")
+        tuner = self.build_tuner()
+        correct = total = 0
+        progress = tqdm(loader, desc="TPT", unit="img")
+        for batch in progress:
+            views, label = self.parse_batch_test(batch)
+            logits = tuner.predict(views[0])
+            self.evaluator.process(logits, label)
+            correct += int(logits.argmax(dim=-1).eq(label).sum())
+            total += label.numel()
+            progress.set_postfix(acc=f"{100.0 * correct / total:.1f}%")
+        results = self.evaluator.evaluate()
+        for key, value in results.items():
+            self.write_scalar(f"{split}/{key}", value, self.epoch)
+        return list(results.values())[0]

@@ -1,0 +1,143 @@
+"""File, JSON, image, seeding and environment helpers (Dassl's ``dassl.utils.tools``)."""
+import difflib
+import errno
+import json
+import os
+import os.path as osp
+import random
+import tempfile
+import warnings
+from typing import Any, Iterable, List, Optional, Sequence
+
+import numpy as np
+import PIL
+import torch
+from PIL import Image
+
+__all__ = [
+    "mkdir_if_missing",
+    "check_isfile",
+    "read_json",
+    "write_json",
+    "write_atomic",
+    "set_random_seed",
+    "read_image",
+    "collect_env_info",
+    "listdir_nohidden",
+    "get_most_similar_str_to_a_from_b",
+    "check_availability",
+    "tolist_if_not",
+]
+
+
+def mkdir_if_missing(dirname: str) -> None:
+    """Create ``dirname`` (and its parents) unless it exists; a failure names the directory."""
+    if not dirname or osp.isdir(dirname):
+        return
+    try:
+        os.makedirs(dirname, exist_ok=True)
+    except OSError as err:
+        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise PermissionError(
+                f"Cannot create directory {dirname}: {err.strerror} (choose a writable output directory)"
+            ) from None
+        raise OSError(f"Cannot create directory {dirname}: {err.strerror}") from None
+
+
+def check_isfile(fpath: str) -> bool:
+    """True if ``fpath`` is a file; warns (as Dassl does) when it is not."""
+    isfile = osp.isfile(fpath)
+    if not isfile:
+        warnings.warn(f'No file found at "{fpath}"')
+    return isfile
+
+
+def read_json(fpath: str) -> Any:
+    """Read a JSON file; a malformed file raises an error naming it."""
+    with open(fpath, "r") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{fpath} is not valid JSON: {err}") from None
+
+
+def write_atomic(fpath: str, write_fn, mode: str = "w") -> None:
+    """Write ``fpath`` through ``write_fn(file)`` into a temp file in the same folder, then rename.
+
+    Readers never see a half-written file, even when the process dies mid-write.
+    """
+    dirname = osp.dirname(osp.abspath(fpath))
+    mkdir_if_missing(dirname)
+    fd, tmp_path = tempfile.mkstemp(dir=dirname, prefix="." + osp.basename(fpath) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write_fn(f)
+        os.replace(tmp_path, fpath)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def write_json(obj: Any, fpath: str) -> None:
+    """Write ``obj`` as indented JSON (Dassl's format), atomically."""
+    write_atomic(fpath, lambda f: json.dump(obj, f, indent=4, separators=(",", ": ")))
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed python ``random``, numpy and torch (CPU and every GPU)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def read_image(path: str) -> Image.Image:
+    """Read an image as an RGB ``PIL.Image``; a missing or unreadable file raises naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No image file at {path}") from None
+    except (OSError, PIL.UnidentifiedImageError) as err:
+        raise OSError(f"Cannot read image {path}: {err}") from None
+
+
+def collect_env_info() -> str:
+    """Return torch's environment report plus the Pillow version."""
+    from torch.utils.collect_env import get_pretty_env_info
+
+    return get_pretty_env_info() + f"\n        Pillow ({PIL.__version__})"
+
+
+def listdir_nohidden(path: str, sort: bool = False) -> List[str]:
+    """List the entries of ``path`` whose names do not start with a dot."""
+    items = [name for name in os.listdir(path) if not name.startswith(".")]
+    if sort:
+        items.sort()
+    return items
+
+
+def get_most_similar_str_to_a_from_b(a: str, b: Iterable[str]) -> Optional[str]:
+    """Return the string in ``b`` most similar to ``a`` (None when ``b`` is empty)."""
+    best, best_ratio = None, -1.0
+    for candidate in b:
+        ratio = difflib.SequenceMatcher(None, a, candidate).ratio()
+        if ratio >= best_ratio:
+            best, best_ratio = candidate, ratio
+    return best
+
+
+def check_availability(requested: str, available: Sequence[str], what: str = "choice") -> None:
+    """Raise a one-line ``ValueError`` listing ``available`` when ``requested`` is not among them."""
+    if requested in available:
+        return
+    names = sorted(available)
+    hint = get_most_similar_str_to_a_from_b(requested, names)
+    suggestion = f' (did you mean "{hint}"?)' if hint is not None else ""
+    raise ValueError(f'Unknown {what} "{requested}"; available: {names}{suggestion}')
+
+
+def tolist_if_not(x: Any) -> list:
+    """Wrap ``x`` in a list unless it already is one."""
+    return x if isinstance(x, list) else [x]

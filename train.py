@@ -10,6 +10,7 @@ Besides Dassl's ``log.txt`` and tensorboard logs, every run writes a protocol ca
 and a machine-readable ``results.json`` next to it.
 """
 import argparse
+import contextlib
 import os
 import sys
 
@@ -25,7 +26,7 @@ from dassl.utils import collect_env_info, set_random_seed, setup_logger  # noqa:
 import datasets  # noqa: E402,F401  (registers the datasets)
 import trainers  # noqa: E402,F401  (registers the trainers)
 from tools.protocol_card import protocol_card, results_record, write_results_json  # noqa: E402
-from tools.cli import (UsageError, canonical_trainer_name, check_output_dir, default_cfg, merge_file,  # noqa: E402
+from tools.cli import (INPUT_ERRORS, UsageError, canonical_trainer_name, check_output_dir, default_cfg, merge_file,  # noqa: E402
                        merge_opts)
 
 
@@ -77,6 +78,19 @@ def setup_cfg(args: argparse.Namespace):
     return cfg
 
 
+@contextlib.contextmanager
+def one_line_errors():
+    """Turn the toolbox's input errors (bad dataset folder, checkpoint, split file...) into one line.
+    Set GRAM_TRACEBACK=1 to see the traceback instead."""
+    try:
+        yield
+    except INPUT_ERRORS as err:
+        if os.environ.get("GRAM_TRACEBACK") == "1":
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(message) from err
+
+
 def capture_test_results(trainer) -> dict:
     """Record what the evaluator returns, on the bundled engine and on upstream Dassl alike."""
     captured: dict = {}
@@ -107,11 +121,13 @@ def main(args: argparse.Namespace) -> None:
     print(collect_env_info())
     print(protocol_card(cfg, args))
 
-    trainer = build_trainer(cfg)
+    with one_line_errors():
+        trainer = build_trainer(cfg)
     results = capture_test_results(trainer)
 
     if args.eval_only:
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        with one_line_errors():
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.test()
     elif not args.no_train:
         trainer.train()

@@ -103,3 +103,50 @@ def test_meta_checkpoint_for_another_prompt_shape_is_refused(meta_run, dataset_r
     with pytest.raises(MetaCheckpointError, match="shape"):
         build_clip_trainer("CoOp_GRAM", TINY_COOP, dataset_root, str(tmp_path), tiny_vit_checkpoint,
                            ["TRAINER.GRAM.META_CKPT", path, "TRAINER.COOP.N_CTX", 6])
+
+
+@pytest.mark.parametrize("regulator_kind", ["identity", "lowrank"])
+def test_gram_trainer_with_identity_psi_trains_exactly_like_its_baseline(regulator_kind, dataset_root,
+                                                                          tiny_vit_checkpoint, tmp_path):
+    """psi = identity (or a fresh low-rank psi, which starts as the identity) and the baseline's own
+    init: CoOp_GRAM's losses and final context equal CoOp's step for step."""
+    from tests.helpers_clip import record_losses
+    from trainers.backbone.clip_loader import checkpoint_fingerprint
+    from trainers.gram.meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
+    from trainers.gram.regulator import build_regulator
+
+    opts = ["OPTIM.MAX_EPOCH", 2]
+    baseline = build_clip_trainer("CoOp", TINY_COOP, dataset_root, str(tmp_path / "coop"), tiny_vit_checkpoint, opts)
+    ctx = baseline.model.prompt_learner.ctx
+    regulator = build_regulator(regulator_kind, {"prompt_learner.ctx": tuple(ctx.shape)})
+    checkpoint = MetaCheckpoint(method="CoOp", prompt_init={"prompt_learner.ctx": ctx.detach().clone()},
+                                regulator_config=regulator.config(), regulator_state=regulator.state_dict(),
+                                clip_fingerprint=checkpoint_fingerprint(tiny_vit_checkpoint),
+                                backbone=tiny_vit_checkpoint)
+    path = str(tmp_path / "identity_meta.pth")
+    save_meta_checkpoint(checkpoint, path)
+    baseline_losses = record_losses(baseline)
+    baseline.train()
+    gram = build_clip_trainer("CoOp_GRAM", TINY_COOP, dataset_root, str(tmp_path / "gram"), tiny_vit_checkpoint,
+                              opts + ["TRAINER.GRAM.META_CKPT", path])
+    gram_losses = record_losses(gram)
+    gram.train()
+    exact = regulator_kind == "identity"  # a fresh low-rank psi is the identity up to float rounding
+    tolerance = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-4, "atol": 1e-6}
+    torch.testing.assert_close(torch.tensor(gram_losses), torch.tensor(baseline_losses), **tolerance)
+    torch.testing.assert_close(gram.model.prompt_learner.ctx, baseline.model.prompt_learner.ctx, **tolerance)
+
+
+def test_meta_learned_regulator_changes_the_fine_tuning_steps(meta_run, dataset_root, tiny_vit_checkpoint, tmp_path):
+    from dassl.utils import set_random_seed
+
+    _, path = meta_run
+    runs = {}
+    for regulate in (True, False):
+        set_random_seed(1)
+        trainer = build_clip_trainer("CoOp_GRAM", TINY_COOP, dataset_root, str(tmp_path / str(regulate)),
+                                     tiny_vit_checkpoint, ["TRAINER.GRAM.META_CKPT", path, "OPTIM.MAX_EPOCH", 1,
+                                                           "TRAINER.GRAM.REGULATE", regulate])
+        trainer.train()
+        runs[regulate] = trainer.model.prompt_learner.ctx.detach().clone()
+    assert not torch.allclose(runs[True], runs[False])

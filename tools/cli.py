@@ -11,6 +11,11 @@ class UsageError(Exception):
     """A bad command line, config or path: reported in one line, without a traceback."""
 
 
+# Errors the toolbox raises for bad input (missing or malformed files, checkpoints that do not fit):
+# the entry points report them in one line.
+INPUT_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError, RuntimeError)
+
+
 def canonical_trainer_name(name: str) -> str:
     """Accept the hyphenated spelling users type (``CoOp-GRAM``) for the registered ``CoOp_GRAM``."""
     registered = TRAINER_REGISTRY.registered_names()

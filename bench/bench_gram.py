@@ -1,0 +1,165 @@
+"""GRAM's numbers (issue 6) on a tiny CLIP: meta-gradients vs finite differences, and step costs.
+
+    python bench/bench_gram.py [--repeats 20]
+
+1. Relative error of the meta-gradient w.r.t. the prompt init and phi against central finite
+   differences (float64), second order (through the inner gradient) and first order (of the
+   first-order surrogate, whose inner gradient is a constant).
+2. Cost of one outer step (one task: support + query of B/2 pairs each) relative to one plain
+   prompt-tuning step on a batch of B pairs, both on the tiny CLIP's text tower with cached image
+   features, as meta-training runs for CoOp prompts.
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "third_party")]
+
+from tabulate import tabulate  # noqa: E402
+
+import trainers  # noqa: E402,F401
+from tools.cli import default_cfg  # noqa: E402
+from trainers.backbone.clip_loader import load_clip  # noqa: E402
+from trainers.backbone.tiny_clip import ensure_tiny_clip  # noqa: E402
+from trainers.gram.meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective  # noqa: E402
+from trainers.gram.meta_trainer import PromptModelFactory  # noqa: E402
+from trainers.gram.regulator import GradientRegulator  # noqa: E402
+from trainers.gram.task_loss import PairBatch, make_pair_loss  # noqa: E402
+
+CAPTIONS = ["a red circle", "two blue stars on the left", "a sketch of a green square", "a noisy yellow ring",
+            "three small striped triangles", "a dotted purple cross", "a big orange heart", "one checkered star"]
+
+
+def use_input_dtype_layer_norms(model: torch.nn.Module) -> None:
+    """CLIP's LayerNorm computes in float32 whatever the input; for a float64 check, let every
+    LayerNorm compute in its input's dtype (the same arithmetic, at double precision)."""
+    import clip.model
+
+    for module in model.modules():
+        if isinstance(module, clip.model.LayerNorm):
+            module.__class__ = torch.nn.LayerNorm
+
+
+def tiny_coop_model(dtype: torch.dtype):
+    path = ensure_tiny_clip(os.path.join(tempfile.gettempdir(), "gram_bench", "tiny_vit.pt"), arch="vit", seed=0)
+    cfg = default_cfg()
+    cfg.TRAINER.COOP.N_CTX = 4
+    torch.manual_seed(0)
+    model = PromptModelFactory(cfg, "CoOp").build(load_clip(path).to(dtype))
+    use_input_dtype_layer_norms(model)
+    return model.to(dtype)
+
+
+def batch(n: int, dim: int, seed: int, dtype: torch.dtype) -> PairBatch:
+    gen = torch.Generator().manual_seed(seed)
+    texts = [CAPTIONS[i % len(CAPTIONS)] + f" number {i}" for i in range(n)]
+    return PairBatch(torch.randn(n, dim, generator=gen).to(dtype), texts)
+
+
+def finite_difference_errors(first_order: bool, samples: int = 6, eps: float = 1e-6) -> dict:
+    model = tiny_coop_model(torch.float64)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    regulator = GradientRegulator({n: tuple(p.shape) for n, p in params.items()}, rank=4).double()
+    for p in regulator.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    settings = MetaLearningSettings(inner_lr=0.5, first_order=first_order, consistency_weight=0.5)
+    embed = model.text_encoder.text_projection.shape[1]
+    task = MetaTask(batch(4, embed, 1, torch.float64), batch(4, embed, 2, torch.float64), similarity=0.2)
+    loss_fn = make_pair_loss(model)
+    tensors = list(params.values()) + list(regulator.parameters())
+    if first_order:
+        support_grads = torch.autograd.grad(loss_fn(params, task.support), list(params.values()))
+        fixed = {n: g.detach() for n, g in zip(params, support_grads)}
+
+        def objective():
+            regulated, coefficients = regulator(fixed)
+            adapted = {n: params[n] - settings.inner_lr * regulated[n] for n in params}
+            target = (1 + task.similarity) / 2
+            penalty = torch.stack([(c - target) ** 2 for c in coefficients.values()]).mean()
+            return loss_fn(adapted, task.query) + settings.consistency_weight * penalty
+    else:
+        def objective():
+            return meta_objective(params, task, loss_fn, regulator, settings)[0]
+
+    loss, _ = meta_objective(params, task, loss_fn, regulator, settings)
+    analytic = torch.autograd.grad(loss, tensors)
+    errors = {"prompt init": [], "phi": []}
+    gen = torch.Generator().manual_seed(0)
+    for index, (tensor, grad) in enumerate(zip(tensors, analytic)):
+        group = "prompt init" if index < len(params) else "phi"
+        flat = tensor.data.view(-1)
+        for position in torch.randint(tensor.numel(), (samples,), generator=gen).tolist():
+            original = flat[position].item()
+            flat[position] = original + eps
+            up = float(objective().detach())
+            flat[position] = original - eps
+            down = float(objective().detach())
+            flat[position] = original
+            numeric = (up - down) / (2 * eps)
+            value = grad.reshape(-1)[position].item()
+            errors[group].append(abs(numeric - value) / max(abs(numeric), abs(value), 1e-6))
+    return {group: max(values) for group, values in errors.items()}
+
+
+def median_seconds(step, repeats: int) -> float:
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def step_costs(batch_size: int, repeats: int) -> dict:
+    model = tiny_coop_model(torch.float32)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    regulator = GradientRegulator({n: tuple(p.shape) for n, p in params.items()}, rank=16)
+    loss_fn = make_pair_loss(model)
+    embed = model.text_encoder.text_projection.shape[1]
+    optimizer = torch.optim.Adam(list(params.values()) + list(regulator.parameters()), lr=1e-3)
+    plain_batch = batch(batch_size, embed, 0, torch.float32)
+    half = batch_size // 2
+    task = MetaTask(batch(half, embed, 1, torch.float32), batch(half, embed, 2, torch.float32), similarity=0.1)
+
+    def plain_step():
+        optimizer.zero_grad()
+        loss_fn(params, plain_batch).backward()
+        optimizer.step()
+
+    costs = {"plain prompt-tuning step": median_seconds(plain_step, repeats)}
+    for name, first_order in (("GRAM outer step, second order", False), ("GRAM outer step, first order", True)):
+        learner = MetaLearner(params, regulator, loss_fn, MetaLearningSettings(first_order=first_order))
+        costs[name] = median_seconds(lambda: learner.step([task], optimizer), repeats)
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+
+    rows = []
+    for name, first_order in (("second order", False), ("first order", True)):
+        errors = finite_difference_errors(first_order)
+        rows.append([name, f"{errors['prompt init']:.2e}", f"{errors['phi']:.2e}"])
+    print("Meta-gradient vs central finite differences (float64, tiny CLIP; max relative error, target <= 1e-4)")
+    print(tabulate(rows, headers=["order", "prompt init", "phi"], tablefmt="github"))
+
+    costs = step_costs(args.batch_size, args.repeats)
+    plain = costs["plain prompt-tuning step"]
+    print(f"\nStep cost, batch {args.batch_size} (tiny CLIP, CPU, {torch.get_num_threads()} threads; "
+          "targets: second order <= 3x, first order <= 2x)")
+    print(tabulate([[k, f"{v * 1000:.1f} ms", f"{v / plain:.2f}x"] for k, v in costs.items()],
+                   headers=["step", "median", "vs plain"], tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers_clip import COLORS
+from helpers_clip import COLORS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 STYLES = {"plain": 10, "noisy": 60}
 PER_COLOR_STYLE = 6
@@ -48,3 +50,35 @@ def gram_split(tmp_path_factory, tiny_vit_checkpoint):
     settings = ClusteringSettings(method="kmeans", k=4, niter=10, seed=1)
     split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint)
     return save_split(split, out_dir), manifest
+
+
+def meta_cfg(split_file, backbone, output_dir, opts=()):
+    from tools.cli import default_cfg
+
+    cfg = default_cfg()
+    cfg.merge_from_file(os.path.join(REPO, "configs/gram/tiny_coop.yaml"))
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.TRAINER.GRAM.SPLIT_FILE = split_file
+    cfg.OUTPUT_DIR = output_dir
+    cfg.SEED = 1
+    cfg.merge_from_list(["TRAINER.GRAM.ITERS_PER_EPOCH", 2, "TRAINER.GRAM.META_BATCH", 1,
+                         "TRAINER.GRAM.VAL_TASKS", 1] + list(opts))
+    cfg.freeze()
+    return cfg
+
+
+def build_meta_trainer(split_file, backbone, output_dir, opts=()):
+    from dassl.utils import set_random_seed
+
+    import trainers  # noqa: F401
+    from trainers.gram.meta_trainer import MetaTrainer
+
+    cfg = meta_cfg(split_file, backbone, output_dir, opts)
+    set_random_seed(cfg.SEED)
+    return MetaTrainer(cfg)
+
+
+def run_meta_training(split_file, backbone, output_dir, opts=()):
+    trainer = build_meta_trainer(split_file, backbone, output_dir, opts)
+    trainer.train()
+    return trainer

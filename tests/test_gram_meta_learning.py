@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tests.gram_toy_models import ToyPromptedPairModel, toy_pair_batch
+from gram_toy_models import ToyPromptedPairModel, toy_pair_batch
 from trainers.gram.meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
 from trainers.gram.regulator import GradientRegulator, IdentityRegulator
 from trainers.gram.task_loss import make_pair_loss, mix_query_with_support

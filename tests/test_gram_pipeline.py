@@ -4,44 +4,11 @@ import os
 import pytest
 import torch
 
-from tests.helpers_clip import build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
-from tests.helpers_gram import gram_split  # noqa: F401
+from helpers_clip import build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
+from helpers_gram import REPO, build_meta_trainer, gram_split, run_meta_training  # noqa: F401
 from trainers.gram.meta_checkpoint import MetaCheckpointError, load_meta_checkpoint
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_COOP = "configs/trainers/CoOp/tiny_ep10.yaml"
-
-
-def meta_cfg(split_file, backbone, output_dir, opts=()):
-    from tools.cli import default_cfg
-
-    cfg = default_cfg()
-    cfg.merge_from_file(os.path.join(REPO, "configs/gram/tiny_coop.yaml"))
-    cfg.MODEL.BACKBONE.NAME = backbone
-    cfg.TRAINER.GRAM.SPLIT_FILE = split_file
-    cfg.OUTPUT_DIR = output_dir
-    cfg.SEED = 1
-    cfg.merge_from_list(["TRAINER.GRAM.ITERS_PER_EPOCH", 2, "TRAINER.GRAM.META_BATCH", 1,
-                         "TRAINER.GRAM.VAL_TASKS", 1] + list(opts))
-    cfg.freeze()
-    return cfg
-
-
-def build_meta_trainer(split_file, backbone, output_dir, opts=()):
-    from dassl.utils import set_random_seed
-
-    import trainers  # noqa: F401
-    from trainers.gram.meta_trainer import MetaTrainer
-
-    cfg = meta_cfg(split_file, backbone, output_dir, opts)
-    set_random_seed(cfg.SEED)
-    return MetaTrainer(cfg)
-
-
-def run_meta_training(split_file, backbone, output_dir, opts=()):
-    trainer = build_meta_trainer(split_file, backbone, output_dir, opts)
-    trainer.train()
-    return trainer
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +77,7 @@ def test_gram_trainer_with_identity_psi_trains_exactly_like_its_baseline(regulat
                                                                           tiny_vit_checkpoint, tmp_path):
     """psi = identity (or a fresh low-rank psi, which starts as the identity) and the baseline's own
     init: CoOp_GRAM's losses and final context equal CoOp's step for step."""
-    from tests.helpers_clip import record_losses
+    from helpers_clip import record_losses
     from trainers.backbone.clip_loader import checkpoint_fingerprint
     from trainers.gram.meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
     from trainers.gram.regulator import build_regulator
@@ -150,3 +117,39 @@ def test_meta_learned_regulator_changes_the_fine_tuning_steps(meta_run, dataset_
         trainer.train()
         runs[regulate] = trainer.model.prompt_learner.ctx.detach().clone()
     assert not torch.allclose(runs[True], runs[False])
+
+
+GRAM_VARIANTS = [
+    # (GRAM trainer, its baseline's tiny config, tiny meta config)
+    ("CoCoOp_GRAM", "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml", "configs/gram/tiny_cocoop.yaml"),
+    ("VPT_GRAM", "configs/trainers/VPT/tiny_ep5_batch8_4.yaml", "configs/gram/tiny_vpt.yaml"),
+    ("MaPLe_GRAM", "configs/trainers/MaPLe/tiny_ep5_batch8_2ctx.yaml", "configs/gram/tiny_maple.yaml"),
+]
+
+
+@pytest.mark.parametrize("trainer_name,trainer_config,meta_config", GRAM_VARIANTS, ids=[v[0] for v in GRAM_VARIANTS])
+def test_each_gram_variant_meta_trains_and_starts_from_its_meta_checkpoint(
+        trainer_name, trainer_config, meta_config, gram_split, dataset_root, tiny_vit_checkpoint, tmp_path):
+    from dassl.utils import set_random_seed
+
+    from tools.cli import default_cfg
+    from trainers.gram.meta_trainer import MetaTrainer
+
+    split_file, manifest = gram_split
+    cfg = default_cfg()
+    cfg.merge_from_file(os.path.join(REPO, meta_config))
+    cfg.merge_from_list(["MODEL.BACKBONE.NAME", tiny_vit_checkpoint, "TRAINER.GRAM.SPLIT_FILE", split_file,
+                         "TRAINER.GRAM.CORPUS", manifest, "OUTPUT_DIR", str(tmp_path / "meta"), "SEED", 1,
+                         "OPTIM.MAX_EPOCH", 1, "TRAINER.GRAM.ITERS_PER_EPOCH", 1, "TRAINER.GRAM.META_BATCH", 1,
+                         "TRAINER.GRAM.VAL_TASKS", 1])
+    cfg.freeze()
+    set_random_seed(1)
+    meta = MetaTrainer(cfg)
+    meta.train()
+    checkpoint = load_meta_checkpoint(str(tmp_path / "meta" / "meta_checkpoint.pth"))
+    trainer = build_clip_trainer(trainer_name, trainer_config, dataset_root, str(tmp_path / "tune"), tiny_vit_checkpoint,
+                                 ["TRAINER.GRAM.META_CKPT", str(tmp_path / "meta" / "meta_checkpoint.pth")])
+    prompts = {n: p for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert set(prompts) == set(checkpoint.prompt_init)
+    for name, param in prompts.items():
+        torch.testing.assert_close(param.detach(), checkpoint.prompt_init[name].expand_as(param), msg=name)

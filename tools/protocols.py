@@ -122,7 +122,7 @@ _MAPLE = Recipe(
 )
 _PROMETAR = Recipe("ProMetaR", "prometar", {k: "vit_b16_c2_ep10_batch4_4+4ctx" for k in ("fewshot", "base2new", "xd")})
 _ZSCLIP = Recipe(
-    "ZeroshotCLIP", "zsclip", {k: "vit_b16" for k in ("fewshot", "xd", "tta")}, trains=False,
+    "ZeroshotCLIP", "zsclip", {k: "vit_b16" for k in ("fewshot", "base2new", "xd", "tta")}, trains=False,
     extra_config_dirs=("CoOp",),
 )
 _TPT = Recipe("TPT", "tpt", {"tta": "vit_b16"}, trains=False)
@@ -276,6 +276,11 @@ class CommandBuilder:
         tail += ["DATASET.NUM_SHOTS", str(shots), "DATASET.SUBSAMPLE_CLASSES", subsample]
         return self._spec(folder, dataset, seed, tail, after=[train.name])
 
+    def base2new_zeroshot(self, dataset: str, subsample: str) -> RunSpec:
+        """Zero-shot CLIP on the base or new half of the classes (its seed-independent base2new row)."""
+        folder = self._folder("base2new", stage=f"test_{subsample}", dataset=dataset, shots=0, seed=1)
+        return self._spec(folder, dataset, 1, ["--eval-only", "DATASET.SUBSAMPLE_CLASSES", subsample])
+
     def evaluation(self, dataset: str, shots: int, seed: int) -> RunSpec:
         """CoCoOp xd_test.sh / CoOp eval.sh: test the ImageNet-trained prompts on another dataset."""
         train = self.fewshot(self.settings.source, shots, seed)
@@ -319,6 +324,8 @@ def build_runs(
         if builder.recipe.trainer == "ZeroshotCLIP":
             return [builder.zeroshot(d) for d in datasets]
         return [builder.test_time(d, seed) for d in datasets for seed in seeds]
+    if not builder.recipe.trains and protocol == "base2new":
+        return [builder.base2new_zeroshot(d, subsample) for d in datasets for subsample in ("base", "new")]
     if not builder.recipe.trains:
         sources = (settings.source,) if transfer else ()
         return [builder.zeroshot(d) for d in dict.fromkeys(sources + tuple(datasets))]

@@ -126,7 +126,9 @@ def _add_gram(cfg: CN) -> None:
     # test time (TPT_GRAM)
     cfg.TRAINER.GRAM.TTA = False  # meta-train the structure-induced test-time regulator too
     cfg.TRAINER.GRAM.TTA_TEMPERATURE = 0.05  # softmax temperature of prototype affinities
-    cfg.TRAINER.GRAM.TTA_INNER_LR = 0.005  # step size of the test-time step during meta-training
+    cfg.TRAINER.GRAM.TTA_INNER_LR = 0.005  # step size of the test-time step during meta-training (TPT's LR)
+    cfg.TRAINER.GRAM.TTA_ITERS = 50  # outer steps of the test-time regulator (after the main stage)
+    cfg.TRAINER.GRAM.TTA_IMAGES = 4  # query images per task scored in those steps
 
 
 def extend_cfg(cfg: CN) -> None:

@@ -10,10 +10,13 @@ from dassl.engine import TRAINER_REGISTRY
 
 from trainers.cocoop import CoCoOp
 from trainers.coop import CoOp
+from trainers.kgcoop import KgCoOp
+from trainers.maple import MaPLe
 from trainers.gram.meta_checkpoint import MetaCheckpointError
 from trainers.gram.mixin import GRAMMixin
 from trainers.gram.structure_tta import load_test_time_regulator
 from trainers.tpt import TPT
+from trainers.vpt import VPT
 
 
 @TRAINER_REGISTRY.register()
@@ -24,6 +27,23 @@ class CoOp_GRAM(GRAMMixin, CoOp):
 @TRAINER_REGISTRY.register()
 class CoCoOp_GRAM(GRAMMixin, CoCoOp):
     """CoCoOp from GRAM's meta-learned context and meta-net, trained with regulated gradients."""
+
+
+@TRAINER_REGISTRY.register()
+class VPT_GRAM(GRAMMixin, VPT):
+    """VPT from GRAM's meta-learned visual prompts, trained with regulated gradients."""
+
+
+@TRAINER_REGISTRY.register()
+class MaPLe_GRAM(GRAMMixin, MaPLe):
+    """MaPLe from GRAM's meta-learned text prompts and coupling functions, trained with regulated
+    gradients (one regulator per prompt tensor, so textual and visual sides each get their own).
+    A UNIGRAM meta checkpoint (``configs/gram/maple.yaml``) is such a checkpoint."""
+
+
+@TRAINER_REGISTRY.register()
+class KgCoOp_GRAM(GRAMMixin, KgCoOp):
+    """The README's example: a user's own trainer (here KgCoOp) gets GRAM from the same mixin."""
 
 
 @TRAINER_REGISTRY.register()

@@ -116,6 +116,7 @@ class TPT(PromptTrainer):
     """Test-time prompt tuning with the CoOp prompt learner (``TRAINER.TPT``)."""
 
     method_key = "TPT"
+    image_tower_frozen = True
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

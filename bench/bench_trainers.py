@@ -1,0 +1,167 @@
+"""Benchmarks of the CLIP prompt trainers (issue 4), on a tiny CLIP and the CPU.
+
+1. CoOp epoch time with the frozen-image-tower fast path (``CACHE_IMAGE_FEATURES``) against the
+   ordinary path: same tiny CLIP, same data (a Caltech101-layout fixture of 224-pixel JPEGs, as
+   real datasets store images larger than the network input), best of several epochs each, plus
+   the one-off time to build the cache.
+2. Peak memory (process peak RSS, measured in a fresh subprocess per case) of CoOp and CoCoOp
+   training steps with 1000 classes at batch 32, with the chunked text encoder and the allocator
+   setting the trainers apply on a CPU (``trainers.backbone.cpu_memory``); for comparison CoOp
+   without chunking and CoCoOp with glibc's default allocator behaviour.
+
+    python bench/bench_trainers.py [--work-dir DIR] [--part speed|memory|all] [--out results.json]
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from trainers.backbone.cpu_memory import return_large_buffers_to_os  # noqa: E402
+from trainers.backbone.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
+
+SPEED_CLASSES, SPEED_SHOTS, SPEED_EPOCHS = 10, 16, 3
+MEMORY_CLASSES, MEMORY_BATCH, MEMORY_STEPS = 1000, 32, 1
+
+
+def coop_trainer(root: str, output_dir: str, checkpoint: str, cached: bool):
+    """CoOp on the Caltech101 fixture with the tiny CoOp config (batch 32)."""
+    from dassl.config import get_cfg_default
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+
+    import datasets  # noqa: F401  (registers the datasets)
+    import trainers  # noqa: F401  (registers the trainers)
+    from trainers.config import extend_cfg
+
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    cfg.merge_from_file(os.path.join(REPO, "configs/trainers/CoOp/tiny_ep10.yaml"))
+    cfg.merge_from_list([
+        "DATASET.NAME", "Caltech101", "DATASET.ROOT", root, "DATASET.NUM_SHOTS", str(SPEED_SHOTS),
+        "OUTPUT_DIR", output_dir, "SEED", "1", "TRAINER.NAME", "CoOp", "MODEL.BACKBONE.NAME", checkpoint,
+        "DATALOADER.TRAIN_X.BATCH_SIZE", "32", "TRAIN.PRINT_FREQ", "100000", "TEST.NO_TEST", "True",
+        "TRAINER.COOP.CACHE_IMAGE_FEATURES", str(cached), "TRAINER.COOP.CACHE_VIEWS", "1",
+    ])
+    cfg.freeze()
+    set_random_seed(cfg.SEED)
+    return build_trainer(cfg)
+
+
+def timed_epochs(trainer, epochs: int) -> list:
+    times = []
+    for trainer.epoch in range(epochs):
+        trainer.before_epoch()
+        start = time.perf_counter()
+        trainer.run_epoch()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_speed(work_dir: str) -> dict:
+    from datasets.fixtures import build_fixture
+
+    root = os.path.join(work_dir, "data")
+    if not os.path.isdir(os.path.join(root, "caltech-101")):
+        build_fixture("Caltech101", root, num_classes=SPEED_CLASSES, images_per_class=40, image_size=224)
+    checkpoint = ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt"))
+    results = {}
+    for cached in (False, True):
+        trainer = coop_trainer(root, os.path.join(work_dir, f"coop_cached{cached}"), checkpoint, cached)
+        start = time.perf_counter()
+        trainer.before_train()
+        setup = time.perf_counter() - start
+        epochs = timed_epochs(trainer, SPEED_EPOCHS)
+        results["cached" if cached else "uncached"] = {
+            "epoch_s": min(epochs), "epochs_s": epochs, "setup_s": setup,
+            "batches": trainer.num_batches, "train_images": len(trainer.dm.dataset.train_x),
+        }
+    results["speedup"] = results["uncached"]["epoch_s"] / results["cached"]["epoch_s"]
+    return results
+
+
+def memory_case(method: str, chunk: int, allocator: str) -> dict:
+    """One run of MEMORY_STEPS training steps, 1000 classes, batch 32; peak RSS of this process."""
+    from trainers.backbone.prompt_learner import PromptLearner
+    from trainers.backbone.prompt_trainer import PromptCLIP
+    from trainers.cocoop import CoCoOpCLIP, ConditionalPromptLearner
+
+    if allocator == "fixed":
+        return_large_buffers_to_os()  # what PromptTrainer.build_model does on a CPU
+    torch.manual_seed(0)
+    clip_model = build_tiny_clip("vit", seed=0)
+    classnames = [f"class number {index}" for index in range(MEMORY_CLASSES)]
+    if method == "CoOp":
+        model = PromptCLIP(clip_model, PromptLearner(clip_model, classnames, n_ctx=16), chunk)
+    else:
+        model = CoCoOpCLIP(clip_model, ConditionalPromptLearner(clip_model, classnames, 4, "a photo of a", False), chunk)
+    for name, param in model.named_parameters():
+        param.requires_grad_("prompt_learner" in name)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.002)
+    images = torch.randn(MEMORY_BATCH, 3, 32, 32)
+    labels = torch.randint(0, MEMORY_CLASSES, (MEMORY_BATCH,))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(MEMORY_STEPS):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    step_s = (time.perf_counter() - start) / MEMORY_STEPS
+    step_cpu_s = (time.process_time() - cpu_start) / MEMORY_STEPS
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"method": method, "text_chunk": chunk, "allocator": allocator, "peak_rss_mib": peak,
+            "rss_before_steps_mib": rss_before, "step_s": step_s, "step_cpu_s": step_cpu_s}
+
+
+def bench_memory() -> list:
+    cases = [("CoOp", 256, "fixed"), ("CoOp", 0, "fixed"), ("CoCoOp", 256, "fixed"), ("CoCoOp", 256, "glibc default")]
+    results = []
+    for method, chunk, allocator in cases:
+        command = [sys.executable, os.path.abspath(__file__), "--memory-case", method, str(chunk), allocator]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", default="", help="fixture data and checkpoints (default: a temp dir)")
+    parser.add_argument("--part", choices=("speed", "memory", "all"), default="all")
+    parser.add_argument("--out", default="", help="write the results as JSON here")
+    parser.add_argument("--memory-case", nargs=3, metavar=("METHOD", "CHUNK", "ALLOCATOR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_case:
+        method, chunk, allocator = args.memory_case
+        print(json.dumps(memory_case(method, int(chunk), allocator)))
+        return
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_trainers_")
+    results = {"threads": torch.get_num_threads()}
+    if args.part in ("speed", "all"):
+        speed = results["speed"] = bench_speed(work_dir)
+        print(tabulate([[path, f"{speed[path]['epoch_s']:.3f}", f"{speed[path]['setup_s']:.2f}", speed[path]["batches"]]
+                        for path in ("uncached", "cached")],
+                       headers=["CoOp path", "epoch (s, best)", "before_train (s)", "batches/epoch"]))
+        print(f"cached-feature speedup per epoch: {speed['speedup']:.1f}x")
+    if args.part in ("memory", "all"):
+        memory = results["memory"] = bench_memory()
+        print(tabulate([[m["method"], m["text_chunk"] or "off", m["allocator"], f"{m['peak_rss_mib']:.0f}",
+                         f"{m['step_s']:.2f}", f"{m['step_cpu_s']:.2f}"] for m in memory],
+                       headers=["method (1000 classes, batch 32)", "TEXT_CHUNK", "malloc", "peak RSS (MiB)",
+                                "step (s)", "step CPU (s)"]))
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Shared test fixtures for the CLIP backbone and the CLIP trainers (owned by the backbone tests).
+
+- ``tiny_vit_checkpoint`` / ``tiny_rn_checkpoint``: session-wide tiny CLIP checkpoints in
+  OpenAI's state-dict format (built once per test session).
+- ``ClipColorFixture``: a registered Dassl dataset of small generated images (one colour per
+  class, with noise), written under ``cfg.DATASET.ROOT`` on first use.
+- ``clip_trainer_cfg`` / ``build_clip_trainer``: a full config (Dassl defaults + every trainer
+  key + a tiny trainer YAML + options) and the trainer built from it, as ``train.py`` does.
+"""
+import os
+from typing import List, Optional
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainers.backbone.tiny_clip import ensure_tiny_clip
+
+RN_TEST_SIZES = {"vision_width": 32}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+TRAIN_PER_CLASS, TEST_PER_CLASS = 8, 4
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_checkpoint(tmp_path_factory) -> str:
+    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
+    return ensure_tiny_clip(os.path.join(folder, "tiny_vit.pt"), arch="vit", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rn_checkpoint(tmp_path_factory) -> str:
+    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
+    return ensure_tiny_clip(os.path.join(folder, "tiny_rn.pt"), arch="rn", seed=0, **RN_TEST_SIZES)
+
+
+@pytest.fixture(scope="session")
+def dataset_root(tmp_path_factory) -> str:
+    return str(tmp_path_factory.getbasetemp() / "data")
+
+
+def write_color_images(folder: str) -> None:
+    """Noisy solid-colour 40x40 PNGs: ``<split>/<class>/<i>.png`` (deterministic)."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
+        for name, color in COLORS.items():
+            os.makedirs(os.path.join(folder, split, name), exist_ok=True)
+            for index in range(count):
+                pixels = np.clip(np.array(color) + rng.normal(0, 25, (40, 40, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(os.path.join(folder, split, name, f"{index}.png"))
+
+
+def _register_fixture_dataset():
+    from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
+
+    @DATASET_REGISTRY.register()
+    class ClipColorFixture(DatasetBase):
+        """Four colour classes; ``DATASET.NUM_SHOTS`` > 0 keeps that many training images per class."""
+
+        dataset_dir = "clip_color_fixture"
+
+        def __init__(self, cfg):
+            root = os.path.join(os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT)), self.dataset_dir)
+            if not os.path.isdir(os.path.join(root, "test")):
+                write_color_images(root)
+            train, test = (self._read(root, split) for split in ("train", "test"))
+            if cfg.DATASET.NUM_SHOTS > 0:
+                train = self.generate_fewshot_dataset(train, num_shots=cfg.DATASET.NUM_SHOTS)
+            super().__init__(train_x=train, val=test, test=test)
+
+        @staticmethod
+        def _read(root: str, split: str) -> List:
+            return [
+                Datum(impath=os.path.join(root, split, name, f"{index}.png"), label=label, classname=name)
+                for label, name in enumerate(COLORS)
+                for index in range(TRAIN_PER_CLASS if split == "train" else TEST_PER_CLASS)
+            ]
+
+    return ClipColorFixture
+
+
+ClipColorFixture = _register_fixture_dataset()
+
+
+def clip_trainer_cfg(trainer: str, config_file: str, root: str, output_dir: str, backbone: str,
+                     opts: Optional[list] = None):
+    """The frozen config ``train.py`` would build for these arguments (seed 1)."""
+    from dassl.config import get_cfg_default
+
+    from trainers.config import extend_cfg
+
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    cfg.merge_from_file(os.path.join(REPO, config_file))
+    cfg.DATASET.NAME = "ClipColorFixture"
+    cfg.DATASET.ROOT = root
+    cfg.OUTPUT_DIR = output_dir
+    cfg.SEED = 1
+    cfg.TRAINER.NAME = trainer
+    cfg.MODEL.BACKBONE.NAME = backbone
+    cfg.merge_from_list(list(opts or []))
+    cfg.freeze()
+    return cfg
+
+
+def build_clip_trainer(trainer: str, config_file: str, root: str, output_dir: str, backbone: str,
+                       opts: Optional[list] = None):
+    """Seed and build the trainer as ``train.py`` does."""
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed
+
+    import trainers  # noqa: F401  (registers the trainers)
+
+    cfg = clip_trainer_cfg(trainer, config_file, root, output_dir, backbone, opts)
+    set_random_seed(cfg.SEED)
+    return build_trainer(cfg)
+
+
+def record_losses(trainer) -> List[List[float]]:
+    """Make ``trainer`` record each training batch's loss; returns the per-epoch lists."""
+    history: List[List[float]] = []
+    step = trainer.forward_backward
+
+    def forward_backward(batch):
+        summary = step(batch)
+        if trainer.batch_idx == 0:
+            history.append([])
+        history[-1].append(summary["loss"])
+        return summary
+
+    trainer.forward_backward = forward_backward
+    return history

@@ -1,0 +1,57 @@
+"""VPT (Jia et al., "Visual Prompt Tuning", ECCV 2022) on CLIP, as the VPT baseline of MaPLe's repository.
+
+Deep visual prompting: ``N_CTX_VISION`` learnable tokens enter the image tower at each of the first
+``PROMPT_DEPTH_VISION`` layers (1 = shallow VPT); the text side is CLIP's with the fixed prompt
+``"<CTX_INIT> <class>."`` ("a photo of a <class>."), encoded once, ``TEXT_CHUNK`` classes per
+pass. Only the visual prompts train, with cross-entropy over the class logits. Keys:
+``TRAINER.VPT.N_CTX_VISION, PROMPT_DEPTH_VISION, CTX_INIT, PREC, TEXT_CHUNK``.
+"""
+from typing import List, Optional
+
+import torch
+from clip.model import CLIP
+from dassl.engine import TRAINER_REGISTRY
+
+from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
+
+
+class VPTCLIP(DeepPromptCLIP):
+    """CLIP with deep visual prompts; the fixed class text features are encoded once per device."""
+
+    fixed_class_text: Optional[torch.Tensor] = None
+
+    def class_text_features(self) -> torch.Tensor:
+        if self.fixed_class_text is None or self.fixed_class_text.device != self.logit_scale.device:
+            with torch.no_grad():
+                self.fixed_class_text = self._encode_class_prompts()
+        return self.fixed_class_text
+
+
+def build_vpt_clip(clip_model: CLIP, classnames: List[str], n_ctx: int, depth: int, template_words: str,
+                   text_chunk: int = 256) -> VPTCLIP:
+    """VPT's model: ``depth`` layers of ``n_ctx`` visual prompts, text fixed to ``"<template_words> <text>."``."""
+    prompts = IndependentPrompts(clip_model, classnames, n_ctx_text=0, ctx_init=template_words, depth_text=0,
+                                 n_ctx_vision=n_ctx, depth_vision=depth)
+    return VPTCLIP(clip_model, prompts, text_chunk)
+
+
+@TRAINER_REGISTRY.register()
+class VPT(PromptTrainer):
+    """Deep visual prompt tuning: visual prompts per layer, frozen CLIP, hand-written text prompt."""
+
+    method_key = "VPT"
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        vpt = cfg.TRAINER.VPT
+        if vpt.N_CTX_VISION < 1 or vpt.PROMPT_DEPTH_VISION < 1:
+            raise ValueError("VPT trains visual prompts: TRAINER.VPT.N_CTX_VISION and PROMPT_DEPTH_VISION must be "
+                             f">= 1, got {vpt.N_CTX_VISION} and {vpt.PROMPT_DEPTH_VISION}")
+
+    def build_custom_clip(self, clip_model: CLIP, classnames: list) -> VPTCLIP:
+        vpt = self.method_cfg
+        print(f'Vision prompting: {vpt.N_CTX_VISION} tokens in each of {vpt.PROMPT_DEPTH_VISION} layers; '
+              f'fixed text prompt "{vpt.CTX_INIT} <class>."')
+        return build_vpt_clip(clip_model, classnames, vpt.N_CTX_VISION, vpt.PROMPT_DEPTH_VISION, vpt.CTX_INIT,
+                              vpt.TEXT_CHUNK)

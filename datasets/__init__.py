@@ -13,3 +13,4 @@ from . import oxford_pets  # noqa: F401
 from . import stanford_cars  # noqa: F401
 from . import sun397  # noqa: F401
 from . import ucf101  # noqa: F401
+from . import toy_world  # noqa: F401  (registers the toy world's datasets)

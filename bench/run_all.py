@@ -1,0 +1,54 @@
+"""Every benchmark of the toolbox in one run (``make bench``), so the issue numbers can be re-measured.
+
+Each benchmark is its own script (run one alone for its options); this runs them in turn with
+settings sized for a 2-core machine and prints their tables. ``--full`` uses the issues' full sizes
+(1M-pair clustering, 1,000-class memory cases); ``--toy`` adds the toy-world accuracy table (the demo's
+base-to-new runs, read from ``output/demo``).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+
+QUICK = {
+    "bench_engine.py": [],
+    "bench_trainers.py": [],
+    "bench_gram.py": ["--repeats", "10"],
+    "bench_clustering.py": ["--sizes", "50000,200000", "--compare-size", "5000"],
+    "bench_dataloading.py": ["--n", "256"],
+    "bench_results.py": [],
+}
+FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": []})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the issues' full sizes")
+    parser.add_argument("--toy", action="store_true", help="also print the demo's toy-world table")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these scripts")
+    args = parser.parse_args()
+    plan = FULL if args.full else QUICK
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "third_party")]))
+    failed = []
+    for script, options in plan.items():
+        if args.only and script not in args.only:
+            continue
+        print(f"\n##### {script} {' '.join(options)}", flush=True)
+        started = time.time()
+        result = subprocess.run([sys.executable, os.path.join(BENCH, script)] + options, cwd=REPO, env=env)
+        print(f"##### {script}: {time.time() - started:.0f} s, exit {result.returncode}", flush=True)
+        if result.returncode:
+            failed.append(script)
+    if args.toy:
+        print("\n##### toy world base-to-new (output/demo)", flush=True)
+        subprocess.run([sys.executable, "parse_test_res.py", "output/demo", "--protocol", "base2new"], cwd=REPO, env=env)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The toy world's downstream datasets: their class names and what an image of each class shows.
+
+Four datasets with their own class sets, all in the ``photo`` style (the toy ImageNet, so to speak):
+
+- ``ToyShapes`` (10 classes): the shape ("circle", ...); colour, texture, size and position vary.
+- ``ToyColorShapes`` (20 classes): colour x shape ("red circle", ...) over 5 colours x 4 shapes. The label
+  order puts the pairs with an even (colour index + shape index) first, so the base half (CoCoOp's first
+  ceil(n/2) labels) and the new half each hold every colour and shape, and new classes are new pairings
+  of known words.
+- ``ToyTextures`` (6 classes): the texture ("striped shape", ...) of one big object.
+- ``ToyCounting`` (4 classes): how many small objects ("one shape" ... "four shapes").
+
+Shifted-domain, test-only versions of ``ToyShapes`` (the DG protocol, like ImageNet -> Sketch/V2/A/R):
+``ToyShapesSketch``, ``ToyShapesNoisy``, ``ToyShapesFaded``, ``ToyShapesPatterned``: the same 10 classes
+drawn in the other four styles. For the cross-dataset protocol, train on ``ToyColorShapes`` (the broadest
+class set) and test on the other three.
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+
+from datasets.toy_world.scenes import Scene, sample_scene
+from datasets.toy_world.vocabulary import COUNT_WORDS, SHAPES, TEXTURES
+
+DrawScene = Callable[[int, np.random.Generator, str], Scene]
+
+
+@dataclass(frozen=True)
+class ToyDatasetSpec:
+    """One downstream dataset: ``dataset_dir`` under the data root, class names by label, and ``draw``
+    (label, rng, style) -> the scene of one image of that class."""
+
+    name: str
+    dataset_dir: str
+    classnames: Tuple[str, ...]
+    draw: DrawScene
+    style: str = "photo"
+    test_only: bool = False
+
+    @property
+    def split_filename(self) -> str:
+        return f"split_zhou_{self.name}.json"
+
+    def class_folder(self, label: int) -> str:
+        return self.classnames[label].replace(" ", "_")
+
+
+COLOR_SHAPE_COLOURS = ("red", "green", "blue", "yellow", "purple")
+COLOR_SHAPE_SHAPES = ("circle", "square", "triangle", "star")
+COLOR_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
+    sorted(
+        ((colour, shape) for colour in COLOR_SHAPE_COLOURS for shape in COLOR_SHAPE_SHAPES),
+        key=lambda pair: (
+            (COLOR_SHAPE_COLOURS.index(pair[0]) + COLOR_SHAPE_SHAPES.index(pair[1])) % 2,
+            COLOR_SHAPE_COLOURS.index(pair[0]),
+            COLOR_SHAPE_SHAPES.index(pair[1]),
+        ),
+    )
+)
+
+
+def _draw_shape(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return sample_scene(rng, style, shape=SHAPES[label])
+
+
+def _draw_colour_shape(label: int, rng: np.random.Generator, style: str) -> Scene:
+    colour, shape = COLOR_SHAPE_PAIRS[label]
+    return sample_scene(rng, style, shape=shape, colour=colour)
+
+
+def _draw_texture(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return sample_scene(rng, style, texture=TEXTURES[label], size="big")
+
+
+def _draw_count(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return sample_scene(rng, style, count=label + 1, size="small")
+
+
+SHIFTED_STYLES = ("sketch", "noisy", "faded", "patterned")
+
+
+def _all_specs() -> Dict[str, ToyDatasetSpec]:
+    specs = [
+        ToyDatasetSpec("ToyShapes", "toy_shapes", SHAPES, _draw_shape),
+        ToyDatasetSpec(
+            "ToyColorShapes",
+            "toy_color_shapes",
+            tuple(f"{colour} {shape}" for colour, shape in COLOR_SHAPE_PAIRS),
+            _draw_colour_shape,
+        ),
+        ToyDatasetSpec("ToyTextures", "toy_textures", tuple(f"{texture} shape" for texture in TEXTURES), _draw_texture),
+        ToyDatasetSpec(
+            "ToyCounting",
+            "toy_counting",
+            tuple(f"{COUNT_WORDS[n]} shape" + ("s" if n > 1 else "") for n in sorted(COUNT_WORDS)),
+            _draw_count,
+        ),
+    ]
+    specs += [
+        ToyDatasetSpec(
+            f"ToyShapes{style.capitalize()}", f"toy_shapes_{style}", SHAPES, _draw_shape, style, True
+        )
+        for style in SHIFTED_STYLES
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+DATASET_SPECS: Dict[str, ToyDatasetSpec] = _all_specs()

@@ -9,16 +9,14 @@ tensorboard logs and, at the end, ``<output-dir>/meta_checkpoint.pth`` for
 ``TRAINER.GRAM.META_CKPT`` of the GRAM trainers.
 """
 import argparse
-import sys
 
 from trainers.dassl_compat import ensure_dassl_compat
 
 ensure_dassl_compat()
 
-from dassl.utils import set_random_seed, setup_logger  # noqa: E402
-
 import trainers  # noqa: E402,F401  (registers the prompt methods)
-from tools.cli import UsageError, canonical_trainer_name, check_output_dir, default_cfg, merge_file, merge_opts  # noqa: E402
+from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
+                       run_entry_point, start_run)
 from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402
 
 
@@ -48,15 +46,10 @@ def setup_cfg(args: argparse.Namespace):
 
 def main(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
-    if cfg.SEED >= 0:
-        set_random_seed(cfg.SEED)
-    check_output_dir(cfg.OUTPUT_DIR)
-    setup_logger(cfg.OUTPUT_DIR)
+    start_run(cfg)
     print(cfg)
-    try:
+    with one_line_errors():
         trainer = MetaTrainer(cfg)
-    except (ValueError, FileNotFoundError, IndexError) as err:
-        raise UsageError(str(err).splitlines()[0]) from err
     trainer.train()
 
 
@@ -75,7 +68,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        main(build_parser().parse_args())
-    except UsageError as err:
-        sys.exit(f"meta_train.py: error: {err}")
+    run_entry_point(main, build_parser(), "meta_train.py")

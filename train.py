@@ -10,9 +10,6 @@ Besides Dassl's ``log.txt`` and tensorboard logs, every run writes a protocol ca
 and a machine-readable ``results.json`` next to it.
 """
 import argparse
-import contextlib
-import os
-import sys
 
 import torch
 
@@ -21,13 +18,13 @@ from trainers.dassl_compat import ensure_dassl_compat
 ensure_dassl_compat()
 
 from dassl.engine import build_trainer  # noqa: E402
-from dassl.utils import collect_env_info, set_random_seed, setup_logger  # noqa: E402
+from dassl.utils import collect_env_info  # noqa: E402
 
 import datasets  # noqa: E402,F401  (registers the datasets)
 import trainers  # noqa: E402,F401  (registers the trainers)
 from tools.protocol_card import protocol_card, results_record, write_results_json  # noqa: E402
-from tools.cli import (INPUT_ERRORS, UsageError, canonical_trainer_name, check_output_dir, default_cfg, merge_file,  # noqa: E402
-                       merge_opts)
+from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
+                       run_entry_point, start_run)
 
 
 def print_args(args: argparse.Namespace, cfg) -> None:
@@ -78,19 +75,6 @@ def setup_cfg(args: argparse.Namespace):
     return cfg
 
 
-@contextlib.contextmanager
-def one_line_errors():
-    """Turn the toolbox's input errors (bad dataset folder, checkpoint, split file...) into one line.
-    Set GRAM_TRACEBACK=1 to see the traceback instead."""
-    try:
-        yield
-    except INPUT_ERRORS as err:
-        if os.environ.get("GRAM_TRACEBACK") == "1":
-            raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(message) from err
-
-
 def capture_test_results(trainer) -> dict:
     """Record what the evaluator returns, on the bundled engine and on upstream Dassl alike."""
     captured: dict = {}
@@ -108,10 +92,7 @@ def capture_test_results(trainer) -> dict:
 
 def main(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
-    if cfg.SEED >= 0:
-        set_random_seed(cfg.SEED)
-    check_output_dir(cfg.OUTPUT_DIR)
-    setup_logger(cfg.OUTPUT_DIR)
+    start_run(cfg)
 
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
@@ -159,7 +140,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        main(build_parser().parse_args())
-    except UsageError as err:
-        sys.exit(f"train.py: error: {err}")
+    run_entry_point(main, build_parser(), "train.py")

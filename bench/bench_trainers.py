@@ -5,11 +5,13 @@
    real datasets store images larger than the network input), best of several epochs each, plus
    the one-off time to build the cache.
 2. Peak memory (process peak RSS, measured in a fresh subprocess per case) of CoOp and CoCoOp
-   training steps with 1000 classes at batch 32, with the chunked text encoder and the allocator
-   setting the trainers apply on a CPU (``trainers.backbone.cpu_memory``); for comparison CoOp
-   without chunking and CoCoOp with glibc's default allocator behaviour.
+   training steps with 1000 classes at batch 32, with the chunked text encoder; for comparison
+   CoOp without chunking, and CoCoOp with glibc's mmap threshold fixed at 128 KiB
+   (``MALLOC_MMAP_THRESHOLD_``): glibc otherwise keeps the freed activation buffers of the
+   chunked passes in a fragmented heap, so peak RSS exceeds the live memory (fixing the
+   threshold returns them to the OS, at the price of more page faults, i.e. CPU time).
 
-    python bench/bench_trainers.py [--work-dir DIR] [--part speed|memory|all] [--out results.json]
+    python bench/bench_trainers.py [--work-dir DIR] [--part speed|memory|all] [--threads N] [--out results.json]
 """
 import argparse
 import json
@@ -27,7 +29,6 @@ if REPO not in sys.path:
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from trainers.backbone.cpu_memory import return_large_buffers_to_os  # noqa: E402
 from trainers.backbone.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
 
 SPEED_CLASSES, SPEED_SHOTS, SPEED_EPOCHS = 10, 16, 3
@@ -90,14 +91,12 @@ def bench_speed(work_dir: str) -> dict:
     return results
 
 
-def memory_case(method: str, chunk: int, allocator: str) -> dict:
+def memory_case(method: str, chunk: int) -> dict:
     """One run of MEMORY_STEPS training steps, 1000 classes, batch 32; peak RSS of this process."""
     from trainers.backbone.prompt_learner import PromptLearner
     from trainers.backbone.prompt_trainer import PromptCLIP
     from trainers.cocoop import CoCoOpCLIP, ConditionalPromptLearner
 
-    if allocator == "fixed":
-        return_large_buffers_to_os()  # what PromptTrainer.build_model does on a CPU
     torch.manual_seed(0)
     clip_model = build_tiny_clip("vit", seed=0)
     classnames = [f"class number {index}" for index in range(MEMORY_CLASSES)]
@@ -119,17 +118,21 @@ def memory_case(method: str, chunk: int, allocator: str) -> dict:
     step_s = (time.perf_counter() - start) / MEMORY_STEPS
     step_cpu_s = (time.process_time() - cpu_start) / MEMORY_STEPS
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"method": method, "text_chunk": chunk, "allocator": allocator, "peak_rss_mib": peak,
+    return {"method": method, "text_chunk": chunk, "peak_rss_mib": peak,
             "rss_before_steps_mib": rss_before, "step_s": step_s, "step_cpu_s": step_cpu_s}
 
 
 def bench_memory() -> list:
-    cases = [("CoOp", 256, "fixed"), ("CoOp", 0, "fixed"), ("CoCoOp", 256, "fixed"), ("CoCoOp", 256, "glibc default")]
+    low_heap = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+    cases = [("CoOp", 256, {}), ("CoOp", 0, {}), ("CoCoOp", 256, {}), ("CoCoOp", 256, low_heap)]
     results = []
-    for method, chunk, allocator in cases:
-        command = [sys.executable, os.path.abspath(__file__), "--memory-case", method, str(chunk), allocator]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(output.strip().splitlines()[-1]))
+    for method, chunk, env in cases:
+        command = [sys.executable, os.path.abspath(__file__), "--memory-case", method, str(chunk),
+                   "--threads", str(torch.get_num_threads())]
+        output = subprocess.run(command, check=True, capture_output=True, text=True, env={**os.environ, **env}).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        result["malloc"] = " ".join(f"{k}={v}" for k, v in env.items()) or "glibc default"
+        results.append(result)
     return results
 
 
@@ -138,11 +141,14 @@ def main() -> None:
     parser.add_argument("--work-dir", default="", help="fixture data and checkpoints (default: a temp dir)")
     parser.add_argument("--part", choices=("speed", "memory", "all"), default="all")
     parser.add_argument("--out", default="", help="write the results as JSON here")
-    parser.add_argument("--memory-case", nargs=3, metavar=("METHOD", "CHUNK", "ALLOCATOR"), help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: steady timings on a shared machine)")
+    parser.add_argument("--memory-case", nargs=2, metavar=("METHOD", "CHUNK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.memory_case:
-        method, chunk, allocator = args.memory_case
-        print(json.dumps(memory_case(method, int(chunk), allocator)))
+        method, chunk = args.memory_case
+        print(json.dumps(memory_case(method, int(chunk))))
         return
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_trainers_")
     results = {"threads": torch.get_num_threads()}
@@ -154,7 +160,7 @@ def main() -> None:
         print(f"cached-feature speedup per epoch: {speed['speedup']:.1f}x")
     if args.part in ("memory", "all"):
         memory = results["memory"] = bench_memory()
-        print(tabulate([[m["method"], m["text_chunk"] or "off", m["allocator"], f"{m['peak_rss_mib']:.0f}",
+        print(tabulate([[m["method"], m["text_chunk"] or "off", m["malloc"], f"{m['peak_rss_mib']:.0f}",
                          f"{m['step_s']:.2f}", f"{m['step_cpu_s']:.2f}"] for m in memory],
                        headers=["method (1000 classes, batch 32)", "TEXT_CHUNK", "malloc", "peak RSS (MiB)",
                                 "step (s)", "step CPU (s)"]))

@@ -96,14 +96,3 @@ def test_zero_views_is_refused(data_source):
     with pytest.raises(ValueError, match="CACHE_VIEWS"):
         compute_feature_views(encode, DataLoader(ImageFiles(data_source, T.ToTensor())), 0, 0, CPU)
 
-
-def test_allocator_setting_is_accepted_by_glibc():
-    import platform
-
-    from trainers.backbone.cpu_memory import return_large_buffers_to_os
-
-    applied = return_large_buffers_to_os()
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert applied is True
-    else:
-        assert applied is False

@@ -81,3 +81,15 @@ def test_fp16_on_cpu_falls_back_to_fp32_with_a_warning(dataset_root, tiny_vit_ch
                                      ["TRAINER.COCOOP.PREC", "fp16", *QUIET])
     assert trainer.precision == "fp32"
     assert trainer.model.prompt_learner.meta_net.linear1.weight.dtype == torch.float32
+
+
+def test_cached_image_features_feed_the_meta_net(dataset_root, tiny_vit_checkpoint, tmp_path):
+    trainer = build_clip_trainer("CoCoOp", CONFIG, dataset_root, str(tmp_path), tiny_vit_checkpoint,
+                                 ["TRAINER.COCOOP.CACHE_IMAGE_FEATURES", "True", "DATASET.NUM_SHOTS", "2", *QUIET])
+    trainer.before_train()
+    batch = next(iter(trainer.train_loader_x))
+    assert batch["img"].shape == (4, 64)  # features, not images
+    before = trainer.model.prompt_learner.meta_net.linear2.weight.detach().clone()
+    trainer.before_epoch()
+    trainer.run_epoch()
+    assert not torch.equal(trainer.model.prompt_learner.meta_net.linear2.weight, before)

@@ -1,8 +1,12 @@
 """Shared pieces of the root entry points: config assembly and one-line errors for bad input."""
+import contextlib
 import os
+import sys
+from typing import Callable
 
 from dassl.config import get_cfg_default
 from dassl.engine import TRAINER_REGISTRY
+from dassl.utils import set_random_seed, setup_logger
 
 from trainers.config import extend_cfg
 
@@ -13,7 +17,7 @@ class UsageError(Exception):
 
 # Errors the toolbox raises for bad input (missing or malformed files, checkpoints that do not fit):
 # the entry points report them in one line.
-INPUT_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError, RuntimeError)
+INPUT_ERRORS = (ValueError, FileNotFoundError, PermissionError, NotADirectoryError, KeyError, IndexError, RuntimeError)
 
 
 def canonical_trainer_name(name: str) -> str:
@@ -58,3 +62,32 @@ def check_output_dir(path: str) -> None:
         raise UsageError(f"cannot create output dir {path}: {err.strerror}") from err
     if not os.access(path, os.W_OK):
         raise UsageError(f"output dir is not writable: {path}")
+
+
+def start_run(cfg) -> None:
+    """Seed, check the output folder and start ``log.txt`` there, as every entry point does first."""
+    if cfg.SEED >= 0:
+        set_random_seed(cfg.SEED)
+    check_output_dir(cfg.OUTPUT_DIR)
+    setup_logger(cfg.OUTPUT_DIR)
+
+
+@contextlib.contextmanager
+def one_line_errors():
+    """Turn the toolbox's input errors (bad dataset folder, checkpoint, split file...) into one line.
+    Set GRAM_TRACEBACK=1 to see the traceback instead."""
+    try:
+        yield
+    except INPUT_ERRORS as err:
+        if os.environ.get("GRAM_TRACEBACK") == "1":
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(message) from err
+
+
+def run_entry_point(main: Callable, parser, program: str) -> None:
+    """``main(parsed args)``, exiting with one line ``<program>: error: ...`` on a usage error."""
+    try:
+        main(parser.parse_args())
+    except UsageError as err:
+        sys.exit(f"{program}: error: {err}")

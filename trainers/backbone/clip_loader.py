@@ -101,7 +101,8 @@ def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
                 try:
                     return torch.jit.load(opened_file, map_location="cpu").state_dict()
                 except RuntimeError as error:
-                    raise CLIPCheckpointError(f"{path} is a damaged TorchScript archive ({_first_line(error)})") from error
+                    message = f"{path} is a damaged TorchScript archive ({_first_line(error)})"
+                    raise CLIPCheckpointError(message) from error
         try:
             loaded = torch.load(opened_file, map_location="cpu", weights_only=True)
         except Exception as error:
@@ -112,7 +113,8 @@ def _read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict):
-        raise CLIPCheckpointError(f"{path} is not a CLIP checkpoint: it holds a {type(loaded).__name__}, not a state dict")
+        raise CLIPCheckpointError(
+            f"{path} is not a CLIP checkpoint: it holds a {type(loaded).__name__}, not a state dict")
     return {_strip_module_prefix(key): value for key, value in loaded.items()}
 
 

@@ -134,7 +134,8 @@ class PromptLearner(nn.Module):
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise ValueError(f"CLASS_TOKEN_POSITION must be one of {', '.join(CLASS_TOKEN_POSITIONS)}, "
                              f"got {class_token_position!r}")
-        ctx, self.prompt_prefix = initial_context(clip_model, n_ctx, ctx_init, len(classnames) if class_specific else None)
+        n_specific = len(classnames) if class_specific else None
+        ctx, self.prompt_prefix = initial_context(clip_model, n_ctx, ctx_init, n_specific)
         self.ctx = nn.Parameter(ctx)
         self.n_ctx = ctx.shape[-2]
         self.class_specific = class_specific
@@ -187,7 +188,8 @@ def prompts_from_tokens(ctx: torch.Tensor, tokens: PromptTokens, position: str =
     if ctx.dim() != 2:
         raise ValueError("prompts for arbitrary texts need a shared (n_ctx, width) context, not a class-specific one")
     device = ctx.device
-    embeddings = assemble_prompts(ctx, tokens.prefix.to(device), tokens.suffix.to(device), tokens.text_lengths, position)
+    embeddings = assemble_prompts(ctx, tokens.prefix.to(device), tokens.suffix.to(device), tokens.text_lengths,
+                                  position)
     return embeddings, tokens.tokenized.to(device)
 
 

@@ -6,8 +6,7 @@ every parameter outside the prompt learner, optimizer / scheduler / registration
 name ``prompt_learner`` (CoOp's checkpoint layout), the training step (cross-entropy, amp
 scaler, a hook between backward and the optimizer step), CoOp-compatible checkpoint loading
 (the frozen prompt-token buffers of upstream CoOp checkpoints are dropped), the
-frozen-image-tower fast path (``CACHE_IMAGE_FEATURES``, see ``feature_cache``), and, on a CPU,
-the allocator setting of ``cpu_memory``.
+frozen-image-tower fast path (``CACHE_IMAGE_FEATURES``, see ``feature_cache``).
 """
 import os.path as osp
 from collections import OrderedDict
@@ -23,7 +22,6 @@ from dassl.utils import load_checkpoint, load_pretrained_weights
 from torch import nn
 
 from trainers.backbone.clip_loader import load_clip_to_cpu
-from trainers.backbone.cpu_memory import return_large_buffers_to_os
 from trainers.backbone.deep_prompts import VisualEncoder
 from trainers.backbone.feature_cache import CachedFeatureLoader, cached_train_loader
 from trainers.backbone.precision import (apply_precision, autocast_context, check_precision, make_grad_scaler,
@@ -138,8 +136,6 @@ class PromptTrainer(TrainerX):
 
     def build_model(self) -> None:
         cfg = self.cfg
-        if self.device.type == "cpu":
-            return_large_buffers_to_os()
         clip_model, self.precision = load_clip_for_training(cfg, self.method_cfg.PREC, self.device)
         print("Building custom CLIP")
         self.model = self.build_custom_clip(clip_model, self.dm.dataset.classnames)

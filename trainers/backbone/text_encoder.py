@@ -5,9 +5,10 @@ positional embedding, runs the transformer (with optional MaPLe-style deep text 
 ``deep_prompts``), applies ``ln_final``, takes the EOT token (the highest token id of each
 sequence) and projects it. The sequences are cut after the last EOT token of the batch: CLIP's
 text attention is causal, so the padding after EOT never reaches it, and a prompt of ten tokens
-costs a tenth of the 77-token context (same output as ``encode_text``). ``encode_prompts_in_chunks`` runs many prompts a chunk at a time
-(with activation checkpointing when gradients are needed, so 1000 classes never hold 1000
-prompts' activations at once); ``encode_texts`` encodes plain strings with frozen CLIP.
+costs a tenth of the 77-token context (same output as ``encode_text``).
+``encode_prompts_in_chunks`` runs many prompts a chunk at a time (with activation checkpointing
+when gradients are needed, so 1000 classes never hold 1000 prompts' activations at once);
+``encode_texts`` encodes plain strings with frozen CLIP.
 """
 from typing import Callable, List, Tuple
 

@@ -48,7 +48,8 @@ def build_tiny_clip(
         _check_width("vision_width", vision_width)
         layers = 2 if vision_layers is None else int(vision_layers)
         if image_resolution % vision_patch_size:
-            raise ValueError(f"image_resolution={image_resolution} must be a multiple of vision_patch_size={vision_patch_size}")
+            raise ValueError(f"image_resolution={image_resolution} must be a multiple of "
+                             f"vision_patch_size={vision_patch_size}")
     elif arch == "rn":
         layers = (1, 1, 1, 1) if vision_layers is None else tuple(vision_layers)
         if len(layers) != 4 or image_resolution % 32:

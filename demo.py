@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.abspath(__file__))
 PRESETS = {
     # world size, clustering (k leaves, CMHC levels), meta config, trainer config, seeds, datasets
     "full": {"world": "default", "k": 64, "levels": "4,16", "meta": "toy_coop", "config": "toy_b2n",
-             "seeds": ["1", "2", "3"], "datasets": ["toy_color_shapes", "toy_shapes", "toy_textures", "toy_counting"],
+             "seeds": ["1", "2", "3"], "datasets": ["toy_color_shapes", "toy_shapes"],
              "shots": "16", "opts": []},
     "quick": {"world": "tiny", "k": 16, "levels": "2,4", "meta": "toy_coop", "config": "toy_b2n",
               "seeds": ["1"], "datasets": ["toy_color_shapes"], "shots": "4",

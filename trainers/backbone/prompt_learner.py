@@ -33,9 +33,21 @@ def bpe_tokenizer() -> SimpleTokenizer:
     return SimpleTokenizer()
 
 
+@lru_cache(maxsize=1 << 16)
 def count_tokens(text: str) -> int:
     """Number of BPE tokens of ``text`` (without SOS/EOS)."""
     return len(bpe_tokenizer().encode(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokenize_one(prompt: str, context_length: int) -> torch.Tensor:
+    return clip.tokenize(prompt, context_length=context_length, truncate=True)[0]
+
+
+def tokenize_prompts(prompts: List[str], context_length: int) -> torch.Tensor:
+    """``clip.tokenize`` with a cache per prompt: meta-training tokenizes the same captions over and
+    over (BPE in Python costs about as much as the tiny text tower's forward)."""
+    return torch.stack([_tokenize_one(prompt, context_length) for prompt in prompts])
 
 
 class PromptTokens(NamedTuple):
@@ -60,7 +72,7 @@ class PromptTokenizer:
     def __call__(self, texts: List[str]) -> PromptTokens:
         texts = [text.replace("_", " ") for text in texts]
         prompts = [f"{self.prompt_prefix} {text}." for text in texts]
-        tokenized = clip.tokenize(prompts, context_length=self.context_length, truncate=True)
+        tokenized = tokenize_prompts(prompts, self.context_length)
         device = self.token_embedding.weight.device
         embedding = self.token_embedding(tokenized.to(device))
         room = self.context_length - 2 - self.n_ctx

@@ -30,6 +30,15 @@ def test_meta_training_writes_a_checkpoint_for_the_prompt_method(meta_run):
     assert not any(p.requires_grad for p in regulator.parameters())
 
 
+def test_meta_training_lowers_the_adapted_query_loss_of_held_out_tasks(gram_split, tiny_vit_checkpoint, tmp_path):
+    split_file, _ = gram_split
+    trainer = run_meta_training(split_file, tiny_vit_checkpoint, str(tmp_path), [
+        "OPTIM.MAX_EPOCH", 3, "TRAINER.GRAM.ITERS_PER_EPOCH", 8, "TRAINER.GRAM.META_BATCH", 2,
+        "TRAINER.GRAM.VAL_TASKS", 4, "OPTIM.LR", 0.01, "TRAINER.GRAM.INNER_LR", 0.02, "TRAINER.GRAM.MIXUP_ALPHA", 0.0])
+    history = [v["query_loss_after_adaptation"] for v in trainer.validation_history]
+    assert history[-1] < history[0] - 0.02, history
+
+
 def test_resumed_meta_training_reproduces_the_uninterrupted_run(gram_split, tiny_vit_checkpoint, tmp_path):
     split_file, _ = gram_split
     full = run_meta_training(split_file, tiny_vit_checkpoint, str(tmp_path / "full"))

@@ -25,7 +25,8 @@ def parse_args() -> argparse.Namespace:
 def print_summary(root: str) -> None:
     record = read_toy_clip_record(root)
     print(f"tiny CLIP pretrained in {record['pretrain_seconds']:.0f} s on {record['corpus_pairs']} pairs "
-          f"(loss {record['first_loss']:.2f} -> {record['last_loss']:.2f}); zero-shot accuracy (%):")
+          f"(contrastive loss {record['contrastive_first_loss']:.2f} -> {record['contrastive_last_loss']:.2f}); "
+          "zero-shot accuracy (%):")
     print(f"  {'dataset':<20} {'all':>6} {'base':>6} {'new':>6} {'chance':>7}")
     for name, scores in record["zero_shot"].items():
         print(f"  {name:<20} {scores['all']:6.1f} {scores['base']:6.1f} {scores['new']:6.1f} {scores['chance']:7.1f}")

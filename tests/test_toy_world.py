@@ -18,9 +18,9 @@ from datasets.toy_world import DATASET_SPECS, PretrainSettings, WorldSize, build
 from datasets.toy_world.captions import caption_scene
 from datasets.toy_world.scenes import sample_corpus_scene
 from datasets.toy_world.vocabulary import STYLES
-from datasets.toy_world.world import CORPUS_STREAM, STAMP_FILENAME, ImageJob, draw_job
+from datasets.toy_world.world import CORPUS_GROUP_SIZE, CORPUS_STREAM, STAMP_FILENAME, ImageJob, draw_job
 
-MICRO = WorldSize("micro", (3, 1, 2), 2, 20, PretrainSettings(steps=1))
+MICRO = WorldSize("micro", (3, 1, 2), 2, 20, PretrainSettings())
 
 
 def tree_digest(root: str) -> dict:
@@ -146,8 +146,13 @@ def test_corpus_manifest_is_readable_and_covers_every_style(world):
     assert len(items) == MICRO.corpus_images
     assert all(item.caption and item.image.size == (32, 32) for item in items)
     with open(world.corpus_metadata) as file:
-        rows = [line.rstrip("\n").split("\t") for line in file][1:]
-    assert Counter(row[1] for row in rows) == {style: MICRO.corpus_images // len(STYLES) for style in STYLES}
+        header, *rows = [line.rstrip("\n").split("\t") for line in file]
+    styles = [row[header.index("style")] for row in rows]
+    assert Counter(styles) == {style: MICRO.corpus_images // len(STYLES) for style in STYLES}
+    objects = [row[header.index("objects")] for row in rows]
+    for start in range(0, len(rows), CORPUS_GROUP_SIZE):  # contrast groups: one style, different contents
+        assert len(set(styles[start : start + CORPUS_GROUP_SIZE])) == 1
+        assert len(set(objects[start : start + CORPUS_GROUP_SIZE])) == CORPUS_GROUP_SIZE
 
 
 def test_corpus_images_are_disjoint_from_downstream_images(world):

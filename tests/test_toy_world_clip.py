@@ -4,12 +4,13 @@ import sys
 import time
 
 import clip
+import numpy as np
 import pytest
 import torch
 
 import make_toy_world
-from datasets.toy_world import ensure_toy_clip, read_toy_clip_record
-from datasets.toy_world.pretrain import encode_captions
+from datasets.toy_world import PretrainSettings, ensure_toy_clip, read_toy_clip_record
+from datasets.toy_world.pretrain import encode_captions, pretrain_clip
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.tiny_clip import build_tiny_clip
 
@@ -33,7 +34,8 @@ def test_tiny_preset_zero_shot_is_well_above_chance(toy_clip):
 
 def test_pretraining_loss_falls(toy_clip):
     record = read_toy_clip_record(toy_clip[0])
-    assert record["last_loss"] < 0.8 * record["first_loss"]
+    assert record["warm_start_last_loss"] < 0.8 * record["warm_start_first_loss"]
+    assert record["contrastive_last_loss"] < 0.8 * record["contrastive_first_loss"]
 
 
 def test_checkpoint_loads_as_an_openai_clip(toy_clip):
@@ -66,3 +68,18 @@ def test_encode_captions_equals_clip_encode_text():
     tokens = clip.tokenize(["a photo of a red circle", "a sketch of two small blue striped stars on the left"])
     with torch.no_grad():
         assert torch.allclose(encode_captions(model, tokens), model.encode_text(tokens), atol=1e-5)
+
+
+def test_pretraining_is_deterministic_and_trains_both_towers():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    captions = [f"a photo of {words}" for words in ("a circle", "two stars", "a red ring", "four shapes")] * 4
+    labels = rng.integers(0, 3, size=(16, 2))
+    settings = PretrainSettings(warm_start_steps=2, warm_start_batch_size=8, contrastive_steps=2, contrastive_batch_size=8)
+    first, _ = pretrain_clip(images, captions, labels, [3, 3], settings, group_size=4, seed=5, progress=False)
+    again, _ = pretrain_clip(images, captions, labels, [3, 3], settings, group_size=4, seed=5, progress=False)
+    untrained = build_tiny_clip(seed=5).state_dict()
+    for name, tensor in first.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name]), name
+    for name in ("visual.conv1.weight", "token_embedding.weight", "text_projection"):
+        assert not torch.equal(first.state_dict()[name], untrained[name]), name

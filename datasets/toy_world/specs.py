@@ -8,7 +8,8 @@ Four datasets with their own class sets, all in the ``photo`` style (the toy Ima
   ceil(n/2) labels) and the new half each hold every colour and shape, and new classes are new pairings
   of known words.
 - ``ToyTextures`` (6 classes): the texture ("striped shape", ...) of one big object.
-- ``ToyCounting`` (4 classes): how many small objects ("one shape" ... "four shapes").
+- ``ToyCounting`` (4 classes): how many objects ("one shape" ... "four shapes"), half of the images with
+  two kinds of objects.
 
 Shifted-domain, test-only versions of ``ToyShapes`` (the DG protocol, like ImageNet -> Sketch/V2/A/R):
 ``ToyShapesSketch``, ``ToyShapesNoisy``, ``ToyShapesFaded``, ``ToyShapesPatterned``: the same 10 classes
@@ -20,7 +21,7 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from datasets.toy_world.scenes import Scene, sample_scene
+from datasets.toy_world.scenes import Scene, sample_scene, sample_two_group_scene
 from datasets.toy_world.vocabulary import COUNT_WORDS, SHAPES, TEXTURES
 
 DrawScene = Callable[[int, np.random.Generator, str], Scene]
@@ -46,6 +47,8 @@ class ToyDatasetSpec:
         return self.classnames[label].replace(" ", "_")
 
 
+SHIFTED_STYLES = ("sketch", "noisy", "faded", "patterned")
+MIXED_COUNT_PROB = 0.5  # counting images with two kinds of objects
 COLOR_SHAPE_COLOURS = ("red", "green", "blue", "yellow", "purple")
 COLOR_SHAPE_SHAPES = ("circle", "square", "triangle", "star")
 COLOR_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
@@ -74,10 +77,12 @@ def _draw_texture(label: int, rng: np.random.Generator, style: str) -> Scene:
 
 
 def _draw_count(label: int, rng: np.random.Generator, style: str) -> Scene:
-    return sample_scene(rng, style, count=label + 1, size="small")
+    count = label + 1
+    if count > 1 and rng.random() < MIXED_COUNT_PROB:
+        return sample_two_group_scene(rng, style, count)
+    return sample_scene(rng, style, count=count)
 
 
-SHIFTED_STYLES = ("sketch", "noisy", "faded", "patterned")
 
 
 def _all_specs() -> Dict[str, ToyDatasetSpec]:

@@ -17,15 +17,16 @@ from PIL import Image
 
 from datasets.base import read_split, subsample_classes, write_atomically
 from datasets.corpus import ImageTextCorpus
-from datasets.toy_world.presets import WorldSize, resolve_world_size
-from datasets.toy_world.pretrain import PretrainSettings, pretrain_clip
+from datasets.toy_world.presets import PretrainSettings, WorldSize, resolve_world_size
+from datasets.toy_world.pretrain import IGNORED_LABEL, pretrain_clip
 from datasets.toy_world.specs import DATASET_SPECS
-from datasets.toy_world.world import WorldInfo, build_world
+from datasets.toy_world.scenes import ATTRIBUTE_VALUES, MIXED
+from datasets.toy_world.world import CORPUS_GROUP_SIZE, WorldInfo, build_world
 from datasets.toy_world.zeroshot import zero_shot_accuracy
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.tiny_clip import save_clip_state_dict
 
-PRETRAIN_VERSION = 1
+PRETRAIN_VERSION = 2
 TOY_CLIP_DIR = "toy_clip"
 TOY_CLIP_FILENAME = "toy_vit.pt"
 TOY_CLIP_RECORD = "toy_vit.json"
@@ -42,13 +43,27 @@ def read_images(paths: List[str]) -> np.ndarray:
     return np.stack([np.asarray(Image.open(path).convert("RGB")) for path in paths])
 
 
-def load_corpus(manifest: str) -> Tuple[np.ndarray, List[str]]:
-    """All images (uint8 array) and captions of an image-text corpus manifest."""
-    images, captions = [], []
-    for item in ImageTextCorpus(manifest):
+def load_corpus(world: WorldInfo) -> Tuple[np.ndarray, List[str], np.ndarray]:
+    """All images (uint8 array), captions and attribute labels (indices into ``ATTRIBUTE_VALUES``, one column
+    per attribute, ``IGNORED_LABEL`` for a mixed one) of the world's corpus, in manifest order."""
+    with open(world.corpus_metadata) as file:
+        header, *rows = [line.rstrip("\n").split("\t") for line in file]
+    columns = [header.index(name) for name in ATTRIBUTE_VALUES]
+    labels_by_path = {
+        row[0]: [
+            IGNORED_LABEL if row[column] == MIXED else values.index(row[column])
+            for values, column in zip(ATTRIBUTE_VALUES.values(), columns)
+        ]
+        for row in rows
+    }
+    images, captions, labels = [], [], []
+    for item in ImageTextCorpus(world.corpus_manifest):
+        if item.id not in labels_by_path:
+            raise ValueError(f"{world.corpus_metadata}: no attributes for corpus image {item.id}")
         images.append(np.asarray(item.image))
         captions.append(item.caption)
-    return np.stack(images), captions
+        labels.append(labels_by_path[item.id])
+    return np.stack(images), captions, np.asarray(labels, dtype=np.int64)
 
 
 def evaluate_zero_shot(clip_path: str, root: str) -> Dict[str, Dict[str, float]]:
@@ -91,8 +106,11 @@ def ensure_toy_clip(
     if os.path.isfile(clip_path) and read_toy_clip_record(root).get("key") == key:
         return clip_path
 
-    images, captions = load_corpus(world.corpus_manifest)
-    model, summary = pretrain_clip(images, captions, settings, seed=seed, progress=progress)
+    images, captions, labels = load_corpus(world)
+    num_values = [len(values) for values in ATTRIBUTE_VALUES.values()]
+    model, summary = pretrain_clip(
+        images, captions, labels, num_values, settings, group_size=CORPUS_GROUP_SIZE, seed=seed, progress=progress
+    )
     save_clip_state_dict(model, clip_path)
     record = {
         "key": key,
@@ -101,9 +119,8 @@ def ensure_toy_clip(
         "size": world.size,
         "settings": settings.as_dict(),
         "corpus_pairs": len(captions),
-        "pretrain_seconds": round(summary["seconds"], 1),
-        "first_loss": round(summary["first_loss"], 4),
-        "last_loss": round(summary["last_loss"], 4),
+        "pretrain_seconds": round(summary.pop("seconds"), 1),
+        **{name: round(value, 4) for name, value in summary.items()},
         "zero_shot": evaluate_zero_shot(clip_path, world.root),
     }
     write_atomically(record_path, lambda file: json.dump(record, file, indent=2))

@@ -6,9 +6,13 @@ Layout under the data root (``DATASET.ROOT``)::
     toy_shapes/images/<class_folder>/<split>_<i>.png   one folder per class (spaces -> underscores)
     toy_shapes/split_zhou_ToyShapes.json            CoOp's split file: [path under images/, label, classname]
     ...                                             every dataset of specs.DATASET_SPECS
-    toy_corpus/images/<shard>/<i>.png               image-text pairs, styles in turn (index % 5)
+    toy_corpus/images/<shard>/<i>.png               image-text pairs
     toy_corpus/captions.tsv                         manifest "image_path<TAB>caption" (paths relative to it)
-    toy_corpus/metadata.tsv                         style and objects of every corpus image (for analysis)
+    toy_corpus/metadata.tsv                         attributes of every corpus image (labels, for analysis)
+
+The corpus comes in contrast groups of ``CORPUS_GROUP_SIZE`` consecutive images that differ in one attribute
+(``scenes.sample_contrast_group``); group ``g`` is drawn in style ``STYLES[g % 5]``, so the styles (domains)
+are equally represented.
 
 Every image has its own random generator, seeded by (world seed, stream, label, index), so the world is the
 same byte for byte whatever the order or number of worker processes, and the corpus shares no random stream
@@ -36,16 +40,18 @@ from datasets.base import save_split, write_atomically
 from datasets.toy_world.captions import caption_scene
 from datasets.toy_world.presets import WorldSize, resolve_world_size
 from datasets.toy_world.render import render_scene
-from datasets.toy_world.scenes import Scene, sample_corpus_scene
+from datasets.toy_world.scenes import ATTRIBUTE_VALUES, Scene, sample_contrast_group
 from datasets.toy_world.specs import DATASET_SPECS, ToyDatasetSpec
 from datasets.toy_world.vocabulary import STYLES
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 STAMP_FILENAME = "toy_world.json"
 CORPUS_DIR = "toy_corpus"
 CORPUS_MANIFEST = "captions.tsv"
 CORPUS_METADATA = "metadata.tsv"
 CORPUS_STREAM = "corpus"
+CORPUS_GROUP_STREAM = "corpus groups"
+CORPUS_GROUP_SIZE = 4
 CORPUS_SHARD_SIZE = 1000
 SPLITS = ("train", "val", "test")
 RESOLUTIONS = (32, 64)
@@ -99,7 +105,10 @@ def draw_job(seed: int, resolution: int, job: ImageJob) -> Tuple[np.ndarray, Sce
     """The image, scene and caption of one job (nothing written)."""
     rng = image_rng(seed, job)
     if job.stream == CORPUS_STREAM:
-        scene = sample_corpus_scene(rng, STYLES[job.index % len(STYLES)])
+        group = job.index // CORPUS_GROUP_SIZE
+        group_rng = np.random.default_rng([seed, zlib.crc32(CORPUS_GROUP_STREAM.encode()), group])
+        scenes = sample_contrast_group(group_rng, STYLES[group % len(STYLES)], CORPUS_GROUP_SIZE)
+        scene = scenes[job.index % CORPUS_GROUP_SIZE]
     else:
         spec = DATASET_SPECS[job.stream.split("/")[0]]
         scene = spec.draw(job.label, rng, spec.style)
@@ -166,6 +175,16 @@ def _write_tsv(path: str, header: Tuple[str, ...], rows: Iterator[Tuple[str, ...
     write_atomically(path, lambda file: file.write("\n".join(lines) + "\n"))
 
 
+def _write_corpus_tables(corpus_dir: str, jobs: List[ImageJob], drawn: List[Tuple[Scene, str]]) -> None:
+    """The manifest (image path, caption) and the metadata (image path, attributes, objects) of the corpus."""
+    relative = [os.path.relpath(job.path, corpus_dir) for job in jobs]
+    _write_tsv(os.path.join(corpus_dir, CORPUS_MANIFEST), ("image_path", "caption"),
+               ((path, caption) for path, (_, caption) in zip(relative, drawn)))
+    _write_tsv(os.path.join(corpus_dir, CORPUS_METADATA), ("image_path",) + tuple(ATTRIBUTE_VALUES) + ("objects",),
+               ((path,) + tuple(scene.attributes()[name] for name in ATTRIBUTE_VALUES) + (_describe(scene),)
+                for path, (scene, _) in zip(relative, drawn)))
+
+
 def _write_split_file(spec: ToyDatasetSpec, root: str, jobs: Dict[str, List[ImageJob]]) -> None:
     image_dir = os.path.join(root, spec.dataset_dir, "images")
     splits = [
@@ -216,6 +235,8 @@ def build_world(
     if resolution not in RESOLUTIONS:
         raise ValueError(f"toy world resolution must be one of {RESOLUTIONS}, got {resolution}")
     preset = resolve_world_size(size)
+    if preset.corpus_images % CORPUS_GROUP_SIZE:
+        raise ValueError(f"corpus_images={preset.corpus_images} must be a multiple of {CORPUS_GROUP_SIZE}")
     root = os.path.abspath(os.path.expanduser(root))
     fingerprint = world_fingerprint(seed, preset, resolution)
     stamp_path = os.path.join(root, STAMP_FILENAME)
@@ -236,14 +257,7 @@ def build_world(
 
     for name, jobs in jobs_by_dataset.items():
         _write_split_file(DATASET_SPECS[name], root, jobs)
-    corpus_dir = os.path.join(root, CORPUS_DIR)
-    corpus_results = results[len(all_jobs) - len(corpus):]
-    relative = [os.path.relpath(job.path, corpus_dir) for job in corpus]
-    _write_tsv(os.path.join(corpus_dir, CORPUS_MANIFEST), ("image_path", "caption"),
-               ((path, caption) for path, (_, caption) in zip(relative, corpus_results)))
-    _write_tsv(os.path.join(corpus_dir, CORPUS_METADATA), ("image_path", "style", "num_objects", "objects"),
-               ((path, scene.style, str(scene.num_objects), _describe(scene))
-                for path, (scene, _) in zip(relative, corpus_results)))
+    _write_corpus_tables(os.path.join(root, CORPUS_DIR), corpus, results[len(all_jobs) - len(corpus):])
 
     num_images = {name: sum(len(jobs[split]) for split in SPLITS) for name, jobs in jobs_by_dataset.items()}
     num_images[CORPUS_STREAM] = len(corpus)

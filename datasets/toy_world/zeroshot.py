@@ -20,7 +20,8 @@ ZERO_SHOT_TEMPLATE = "a photo of a {}."
 def zero_shot_predictions(
     model: CLIP, images: np.ndarray, classnames: Sequence[str], template: str = ZERO_SHOT_TEMPLATE, batch_size: int = 512
 ) -> np.ndarray:
-    """Predicted label of every uint8 ``(N, H, W, 3)`` image among ``classnames``."""
+    """Predicted label of every uint8 ``(N, H, W, 3)`` image among ``classnames`` (the model is cast to
+    fp32 in place, since fp16 CLIP weights do not run on a CPU)."""
     model = model.float().eval()
     prompts = clip.tokenize([template.format(name) for name in classnames])
     class_features = F.normalize(model.encode_text(prompts), dim=-1)

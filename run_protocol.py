@@ -60,7 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _meta_train_job(args, trainer: str, meta_ckpt: str) -> Job:
-    """The job that writes a missing GRAM meta checkpoint (scripts/gram/meta_train.sh's command)."""
+    """The job that writes a missing GRAM meta checkpoint (scripts/gram/meta_train.sh's command, ``--opts`` at
+    the end as that script passes OPTS: a tiny CLIP's MODEL.BACKBONE.NAME must reach meta-training too)."""
     recipe = recipe_for(trainer)
     if not args.split_file:
         raise SystemExit(
@@ -71,7 +72,7 @@ def _meta_train_job(args, trainer: str, meta_ckpt: str) -> Job:
     command = shlex.split(args.python) + [
         "meta_train.py", "--root", args.root, "--config-file", f"configs/gram/{config}.yaml",
         "--split-file", args.split_file, "--output-dir", os.path.dirname(meta_ckpt),
-    ]
+    ] + list(args.opts)
     return Job(f"meta_train:{meta_ckpt}", command, os.path.dirname(meta_ckpt), done_check=lambda _: os.path.isfile(
         os.path.join(REPO_ROOT, meta_ckpt)))
 

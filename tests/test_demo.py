@@ -3,12 +3,11 @@ import os
 import subprocess
 import sys
 
-from helpers_clip import REPO, tiny_vit_checkpoint  # noqa: F401
+from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401
 
 
 def test_quick_demo_produces_the_base_to_new_table(tiny_vit_checkpoint, tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "third_party")]),
-               OMP_NUM_THREADS="1")
+    env = entry_point_env()
     output = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "demo.py"), "--quick", "--root", str(tmp_path / "toy"),

@@ -128,13 +128,15 @@ def test_gram_scripts_pass_the_meta_checkpoint(repo):
     assert "configs/trainers/CoOp/vit_b16_ep50.yaml" in calls[0]  # CoOp_GRAM falls back to CoOp's configs
 
 
-def test_meta_train_script_matches_run_protocol(repo):
-    completed, calls = _bash(repo, "gram/meta_train.sh", "coop", "splits/cc3m.json")
+@pytest.mark.parametrize("opts", ["", "MODEL.BACKBONE.NAME tiny.pt OPTIM.MAX_EPOCH 1"])
+def test_meta_train_script_matches_run_protocol(repo, opts):
+    completed, calls = _bash(repo, "gram/meta_train.sh", "coop", "splits/cc3m.json", OPTS=opts)
     assert completed.returncode == 0, completed.stderr
     args = argparse.Namespace(split_file="splits/cc3m.json", meta_config=None, python=STUB,
-                              root=str(repo.parent / "data"))
+                              root=str(repo.parent / "data"), opts=opts.split())
     job = run_protocol._meta_train_job(args, "CoOp_GRAM", "output/gram/coop/meta_checkpoint.pth")
     assert calls == [job.command[job.command.index("meta_train.py"):]]
+    assert calls[0][len(calls[0]) - len(opts.split()):] == opts.split()  # OPTS reach meta-training (tiny CLIP)
 
 
 def test_missing_data_and_missing_arguments_are_explained(repo):

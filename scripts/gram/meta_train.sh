@@ -1,6 +1,7 @@
 #!/bin/bash
 # GRAM meta-training (after scripts/gram/cluster.sh): bash scripts/gram/meta_train.sh CFG SPLIT_FILE [OUT]
 # Writes OUT/meta_checkpoint.pth (OUT defaults to ${OUTPUT}/gram/CFG, where the GRAM scripts look for it).
+# OPTS ("KEY VALUE ...") are passed on, as by every script: e.g. MODEL.BACKBONE.NAME of a tiny CLIP checkpoint.
 TRAINER=GRAM
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 need_args 2 "CFG SPLIT_FILE [OUT]" "$@"
@@ -11,9 +12,11 @@ if [ -f "${OUT}/${META_CKPT_NAME}" ]; then
     echo "Results are available in ${OUT}. Skip this job"
 else
     echo "Run this job and save the output to ${OUT}"
+    # shellcheck disable=SC2086  # PYTHON may hold an interpreter and its options; OPTS are KEY VALUE
     ${PYTHON} meta_train.py \
         --root "${DATA}" \
         --config-file "configs/gram/${CFG}.yaml" \
         --split-file "${SPLIT}" \
-        --output-dir "${OUT}"
+        --output-dir "${OUT}" \
+        ${OPTS:-}
 fi

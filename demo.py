@@ -94,7 +94,7 @@ def main() -> None:
     run(["run_protocol.py", "base2new", "--trainer", "ZeroshotCLIP", "CoOp", "CoOp_GRAM",
          "--datasets", *preset["datasets"], "--seeds", *preset["seeds"], "--shots", preset["shots"],
          "--config", preset["config"], "--root", root, "--output", output, "--gpus", "cpu",
-         "--jobs", str(args.jobs), "--n-ctx", "4", "--meta-ckpt", meta_ckpt, "--python", sys.executable,
+         "--jobs", str(args.jobs), "--persistent-workers", "--n-ctx", "4", "--meta-ckpt", meta_ckpt, "--python", sys.executable,
          "--opts", "MODEL.BACKBONE.NAME", clip_path, *preset["opts"]])
     timings["base-to-new runs"] = time.time() - stage
 

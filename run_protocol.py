@@ -50,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ci95", action="store_true", help="tables: 95%% confidence interval instead of std")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--persistent-workers", action="store_true",
+                        help="run train.py jobs in one long-lived process per slot (torch's start-up paid once "
+                             "per slot: much faster for small CPU runs)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE pairs for every run")
     args = parser.parse_args(argv)
     if not args.root:
@@ -130,7 +133,8 @@ def main(argv=None) -> int:
             state = "done" if job.is_done() else "to run"
             print(f"[{state}] {' '.join(job.command)}")
         return 0
-    summary = run_jobs(jobs, slots, cwd=REPO_ROOT, progress=not args.no_progress)
+    summary = run_jobs(jobs, slots, cwd=REPO_ROOT, progress=not args.no_progress,
+                       persistent_workers=args.persistent_workers)
     print(summary.report())
     write_results(args)
     return 0 if summary.ok else 1

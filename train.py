@@ -90,7 +90,9 @@ def capture_test_results(trainer) -> dict:
     return captured
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace, env_info: bool = True) -> None:
+    """Run one training or evaluation; ``env_info=False`` skips the (slow) environment report,
+    for callers that run many short jobs in one process (``bench/bench_toy_gram.py``)."""
     cfg = setup_cfg(args)
     start_run(cfg)
 
@@ -98,8 +100,9 @@ def main(args: argparse.Namespace) -> None:
         torch.backends.cudnn.benchmark = True
 
     print_args(args, cfg)
-    print("Collecting env info ** ")
-    print(collect_env_info())
+    if env_info:
+        print("Collecting env info ** ")
+        print(collect_env_info())
     print(protocol_card(cfg, args))
 
     with one_line_errors():

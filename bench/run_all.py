@@ -2,8 +2,9 @@
 
 Each benchmark is its own script (run one alone for its options); this runs them in turn with
 settings sized for a 2-core machine and prints their tables. ``--full`` uses the issues' full sizes
-(1M-pair clustering, 1,000-class memory cases); ``--toy`` adds the toy-world accuracy table (the demo's
-base-to-new runs, read from ``output/demo``).
+(1M-pair clustering, 1,000-class memory cases); ``--toy`` adds the toy-world accuracy tables: the demo's
+base-to-new runs (read from ``output/demo``) and ``bench_toy_gram.py`` (CoOp vs CoOp_GRAM and its ablations at
+16 and 1 shots, from the demo's world and meta checkpoint).
 """
 import argparse
 import os
@@ -46,6 +47,9 @@ def main() -> None:
     if args.toy:
         print("\n##### toy world base-to-new (output/demo)", flush=True)
         subprocess.run([sys.executable, "parse_test_res.py", "output/demo", "--protocol", "base2new"], cwd=REPO, env=env)
+        print("\n##### bench_toy_gram.py", flush=True)
+        if subprocess.run([sys.executable, os.path.join(BENCH, "bench_toy_gram.py")], cwd=REPO, env=env).returncode:
+            failed.append("bench_toy_gram.py")
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 

@@ -133,3 +133,75 @@ def test_run_protocol_refuses_a_protocol_the_trainer_does_not_run(tmp_path, caps
     argv = ["tta", "--trainer", "CoOp", "--config", "vit_b16_ep50", "--root", str(tmp_path), "--dry-run"]
     assert run_protocol.main(argv) == 2
     assert "CoOp has no tta protocol" in capsys.readouterr().err
+
+
+# A stand-in train.py for persistent workers: records its process and thread budget, then succeeds,
+# raises, or kills its own process, as asked.
+STUB_TRAIN = """
+import argparse, json, os
+
+def build_parser():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("mode")
+    return parser
+
+def main(args):
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "process.json"), "w") as f:
+        json.dump({"pid": os.getpid(), "threads": os.environ.get("OMP_NUM_THREADS")}, f)
+    print("stub ran", args.mode)
+    if args.mode == "raise":
+        raise RuntimeError("stub failure")
+    if args.mode == "die":
+        os._exit(3)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"accuracy": 50.0}, f)
+
+if __name__ == "__main__":
+    main(build_parser().parse_args())
+"""
+
+
+def _stub_jobs(tmp_path, modes):
+    (tmp_path / "train.py").write_text(STUB_TRAIN)
+    return [Job(f"job{i}", [sys.executable, "train.py", str(tmp_path / f"out{i}"), mode], str(tmp_path / f"out{i}"))
+            for i, mode in enumerate(modes)]
+
+
+def _process(job):
+    with open(os.path.join(job.output_dir, "process.json")) as handle:
+        return json.load(handle)
+
+
+def test_persistent_worker_runs_jobs_in_one_process_and_survives_a_failing_job(tmp_path):
+    jobs = _stub_jobs(tmp_path, ["ok", "raise", "ok", "ok"])
+    summary = run_jobs(jobs, ["cpu0"], cwd=str(tmp_path), progress=False, persistent_workers=True)
+    assert [o.status for o in summary.outcomes] == ["ok", "failed", "ok", "ok"]
+    assert summary.outcomes[1].returncode == 1
+    with open(jobs[1].log_path) as handle:
+        log = handle.read()
+    assert "stub ran raise" in log and "RuntimeError: stub failure" in log
+    pids = {_process(job)["pid"] for job in jobs}
+    assert len(pids) == 1 and os.getpid() not in pids  # one worker process for the slot, not the runner
+
+
+def test_persistent_worker_that_dies_fails_its_job_and_is_replaced(tmp_path):
+    jobs = _stub_jobs(tmp_path, ["ok", "die", "ok"])
+    summary = run_jobs(jobs, ["cpu0"], cwd=str(tmp_path), progress=False, persistent_workers=True)
+    assert [o.status for o in summary.outcomes] == ["ok", "failed", "ok"]
+    assert summary.outcomes[1].returncode == 3
+    assert _process(jobs[0])["pid"] == _process(jobs[1])["pid"] != _process(jobs[2])["pid"]
+
+
+def test_cpu_slots_share_the_cores_unless_the_user_set_threads(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    jobs = _stub_jobs(tmp_path, ["ok", "ok"])
+    assert run_jobs(jobs, ["cpu0", "cpu1"], cwd=str(tmp_path), progress=False).ok
+    assert {_process(job)["threads"] for job in jobs} == {"4"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    (tmp_path / "user").mkdir()
+    jobs = _stub_jobs(tmp_path / "user", ["ok"])
+    assert run_jobs(jobs, ["cpu0", "cpu1"], cwd=str(tmp_path / "user"), progress=False).ok
+    assert _process(jobs[0])["threads"] == "1"

@@ -6,7 +6,12 @@ the training run whose checkpoint it loads). A job whose folder already holds a 
 prerequisite failed is not started and counts as failed. A job runs with ``CUDA_VISIBLE_DEVICES`` set to its
 slot (an empty value for CPU slots), its stdout and stderr in ``<output_dir>/runner.log``. A job that exits 0
 without leaving a result counts as failed.
+
+With ``persistent_workers=True`` a ``<python> train.py ...`` job runs in a long-lived worker of its slot
+(``tools/train_worker.py``) instead of a new process, which pays torch's start-up once per slot rather than
+once per job (several seconds each: most of a tiny-model run on a CPU). Other commands still get a process.
 """
+import json
 import os
 import subprocess
 import time
@@ -93,11 +98,86 @@ def parse_slots(gpus: str, jobs: Optional[int] = None) -> list[str]:
     return slots
 
 
-def _environment(slot: str) -> dict:
+def _environment(slot: str, cpu_threads: Optional[int] = None) -> dict:
+    """The slot's environment: its GPU, and for CPU slots a share of the cores (``cpu_threads``) unless the
+    user set ``OMP_NUM_THREADS`` (N jobs with all cores each would oversubscribe the CPU several times)."""
     env = dict(os.environ)
     env["CUDA_VISIBLE_DEVICES"] = "" if slot.startswith(CPU_SLOT_PREFIX) else slot
     env["GRAM_RUNNER_SLOT"] = slot
+    if cpu_threads and slot.startswith(CPU_SLOT_PREFIX) and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(cpu_threads)
     return env
+
+
+def cpu_threads_per_slot(slots: list[str]) -> int:
+    """The cores divided among the CPU slots (at least one thread each)."""
+    cpu_slots = sum(slot.startswith(CPU_SLOT_PREFIX) for slot in slots)
+    return max(1, (os.cpu_count() or 1) // max(cpu_slots, 1))
+
+
+WORKER_SCRIPTS = ("train.py",)  # entry points a persistent worker can run (``main`` + ``build_parser``)
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_worker.py")
+
+
+def _worker_split(command: list) -> Optional[tuple]:
+    """``(interpreter, script, argv)`` when ``command`` runs a worker-capable script, else None."""
+    for index, part in enumerate(command[1:], start=1):
+        if os.path.basename(part) in WORKER_SCRIPTS:
+            return command[:index], part, command[index + 1:]
+    return None
+
+
+class _WorkerJob:
+    """A job handed to a persistent worker; polled like a ``Popen``."""
+
+    def __init__(self, worker: "_PersistentWorker", done_path: str):
+        self.worker = worker
+        self.done_path = done_path
+
+    def poll(self) -> Optional[int]:
+        if os.path.exists(self.done_path):
+            with open(self.done_path) as handle:
+                code = int(handle.read().strip() or 1)
+            os.remove(self.done_path)
+            return code
+        died = self.worker.process.poll()
+        return None if died is None else (died or 1)
+
+    def terminate(self) -> None:
+        self.worker.process.terminate()
+
+    def wait(self) -> None:
+        self.worker.process.wait()
+
+
+class _PersistentWorker:
+    """One ``tools/train_worker.py`` process bound to a slot (its environment and working directory)."""
+
+    def __init__(self, interpreter: list, slot: str, cwd: Optional[str], cpu_threads: Optional[int] = None):
+        self.interpreter = list(interpreter)
+        self.process = subprocess.Popen(self.interpreter + [WORKER], cwd=cwd, env=_environment(slot, cpu_threads),
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, text=True)
+
+    def alive_for(self, interpreter: list) -> bool:
+        return self.process.poll() is None and self.interpreter == list(interpreter)
+
+    def submit(self, script: str, argv: list, job: Job) -> _WorkerJob:
+        done = os.path.join(os.path.abspath(job.output_dir), f".runner-exit-{os.getpid()}")
+        if os.path.exists(done):
+            os.remove(done)
+        request = {"script": script, "argv": argv, "log": os.path.abspath(job.log_path), "done": done}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return _WorkerJob(self, done)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 def _check_jobs(jobs: list[Job]) -> None:
@@ -113,9 +193,11 @@ def _check_jobs(jobs: list[Job]) -> None:
 
 
 def run_jobs(
-    jobs: list[Job], slots: list[str], cwd: Optional[str] = None, progress: bool = True, poll_seconds: float = 0.05
+    jobs: list[Job], slots: list[str], cwd: Optional[str] = None, progress: bool = True, poll_seconds: float = 0.05,
+    persistent_workers: bool = False,
 ) -> Summary:
-    """Run ``jobs`` over ``slots`` (at most one job per slot at any time), in order as slots free up."""
+    """Run ``jobs`` over ``slots`` (at most one job per slot at any time), in order as slots free up;
+    ``persistent_workers`` runs ``train.py`` jobs in one long-lived process per slot."""
     if not slots:
         raise ValueError("run_jobs needs at least one slot")
     _check_jobs(jobs)
@@ -126,6 +208,21 @@ def run_jobs(
     pending = [job for job in jobs if outcomes[job.name].status == "pending"]
     free = list(slots)
     running = {}  # slot -> (job, process, log handle)
+    workers = {}  # slot -> _PersistentWorker
+    threads = cpu_threads_per_slot(slots)
+
+    def start(job: Job, slot: str, log):
+        split = _worker_split(job.command) if persistent_workers else None
+        if split is None:
+            return subprocess.Popen(job.command, cwd=cwd, env=_environment(slot, threads), stdout=log,
+                                    stderr=subprocess.STDOUT)
+        interpreter, script, argv = split
+        if slot not in workers or not workers[slot].alive_for(interpreter):
+            if slot in workers:
+                workers[slot].close()
+            workers[slot] = _PersistentWorker(interpreter, slot, cwd, threads)
+        log.flush()
+        return workers[slot].submit(script, argv, job)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), disable=not progress, unit="job", desc="runs")
     try:
         while pending or running:
@@ -139,9 +236,7 @@ def run_jobs(
                     slot = free.pop(0)
                     os.makedirs(job.output_dir, exist_ok=True)
                     log = open(job.log_path, "a")
-                    process = subprocess.Popen(
-                        job.command, cwd=cwd, env=_environment(slot), stdout=log, stderr=subprocess.STDOUT
-                    )
+                    process = start(job, slot, log)
                     running[slot] = (job, process, log)
                     outcomes[job.name].slot = slot
                     pending.remove(job)
@@ -168,5 +263,7 @@ def run_jobs(
             process.terminate()
             process.wait()
             log.close()
+        for worker in workers.values():
+            worker.close()
         bar.close()
     return Summary([outcomes[job.name] for job in jobs])

@@ -12,7 +12,8 @@ Conventions (stated in every table's notes):
   per-seed average, shown only when every dataset has the same seeds. A row averaging fewer datasets than
   the protocol has is labelled ``Average (k datasets)``: it is not comparable with the papers' average.
 - Transfer protocols (cross-dataset, DG, test-time): the average is over targets (ImageNet excluded).
-- Rows ``<method> (paper)`` and the ``(paper)`` columns come from ``tools/reference/*.csv``.
+- Rows ``<method> (paper)`` and the ``(paper)`` columns come from ``tools/reference/*.csv``. A published
+  average is shown only beside an average over all of the paper's datasets (never beside the toy world's).
 """
 import csv
 import io
@@ -200,6 +201,11 @@ def _notes(ci95: bool, *extra: str) -> list[str]:
     return [CI_NOTE if ci95 else STD_NOTE, *extra]
 
 
+def _covers(datasets: Iterable[str], paper_datasets: Iterable[str]) -> bool:
+    """Whether ``datasets`` include every dataset of a paper average (only then is it comparable)."""
+    return {names.display_name(d) for d in paper_datasets} <= {names.display_name(d) for d in datasets}
+
+
 def _trainer_of(label: str) -> str:
     return label.split(" [")[0]
 
@@ -245,7 +251,7 @@ def fewshot_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=N
             complete = len(per_dataset) == len(method_datasets)
             average_row.append(_average(per_dataset, ci95) if complete else None)
         table.rows.append(average_row)
-        paper = published.get(_trainer_of(label))
+        paper = published.get(_trainer_of(label)) if _covers(method_datasets, names.FEWSHOT_DATASETS) else None
         if paper:
             table.rows.append([f"{_trainer_of(label)} (paper)", "Average"] + [paper.get(s) for s in shots_list])
     return table
@@ -297,7 +303,8 @@ def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=
             continue
         base = _average({d: per_label_base[label][d] for d in complete}, ci95)
         new = _average({d: per_label_new[label][d] for d in complete}, ci95)
-        paper = published.get((_trainer_of(label), "Average"), {})
+        comparable = _covers(complete, names.BASE2NEW_DATASETS)
+        paper = published.get((_trainer_of(label), "Average"), {}) if comparable else {}
         table.rows.append(
             [_average_label(len(complete), len(datasets_expected)), label, base, new,
              harmonic_mean(base.mean, new.mean), paper.get("base"), paper.get("new"), paper.get("hm")]
@@ -305,7 +312,8 @@ def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=
     return table
 
 
-def _transfer_table(runs, trainers, ci95, title, source, targets, target_kind, published, note) -> Table:
+def _transfer_table(runs, trainers, ci95, title, source, targets, target_kind, published, note,
+                    paper_targets=()) -> Table:
     """Rows of methods: source accuracy, each target, average over targets; then the paper's rows.
 
     The source column is the few-shot run on ``source`` at the shots its evaluations used (or the
@@ -332,10 +340,11 @@ def _transfer_table(runs, trainers, ci95, title, source, targets, target_kind, p
         if average is not None and len(measured) < len(targets):
             average = f"{average} ({len(measured)}/{len(targets)} targets)"
         table.rows.append(row + [average])
-        paper = published.get(_trainer_of(label))
-        if paper:
-            table.rows.append([f"{_trainer_of(label)} (paper)"] + [paper.get(d) for d in columns]
-                              + [paper.get("target_avg")])
+        paper = published.get(_trainer_of(label)) or {}
+        cells_of_paper = [paper.get(d) for d in columns]
+        paper_average = paper.get("target_avg") if _covers(target_columns, paper_targets) else None
+        if any(v is not None for v in cells_of_paper) or paper_average is not None:
+            table.rows.append([f"{_trainer_of(label)} (paper)"] + cells_of_paper + [paper_average])
     return table
 
 
@@ -371,7 +380,8 @@ def transfer_table(protocol: str, runs: list[Run], trainers=None, ci95: bool = F
     (one test image at a time) table; ``datasets`` are the targets (default: the protocol's)."""
     title, default_targets, target_kind, published, note = TRANSFER_PROTOCOLS[protocol]
     targets = tuple(datasets or default_targets)
-    return _transfer_table(runs, trainers, ci95, title, source, targets, target_kind, published(), note)
+    return _transfer_table(runs, trainers, ci95, title, source, targets, target_kind, published(), note,
+                           paper_targets=default_targets)
 
 
 def cross_dataset_table(runs: list[Run], **options) -> Table:

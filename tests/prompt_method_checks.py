@@ -90,3 +90,10 @@ def check_prompts_substitutable(model: torch.nn.Module, images: torch.Tensor) ->
     with torch.no_grad():
         assert abs(pair_loss(shifted, batch).item() - loss.item()) > 1e-4
         torch.testing.assert_close(pair_loss(params, batch), loss.detach())
+
+
+def check_ready_for_gram(trainer) -> None:
+    """Both GRAM contracts on a trained trainer: ``pair_logits`` and substitutable prompts."""
+    images = sample_images(trainer)
+    check_pair_logits(trainer.model, images, trainer.dm.dataset.classnames)
+    check_prompts_substitutable(trainer.model, images)

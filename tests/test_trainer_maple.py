@@ -5,8 +5,8 @@ import torch
 
 from helpers_clip import build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401 (fixtures)
 from prompt_method_checks import one_torch_thread  # noqa: F401 (autouse fixture)
-from prompt_method_checks import (QUIET, changed_weights, check_pair_logits, check_prompts_substitutable,
-                                  check_result_lines_and_reload, epoch_means, sample_images, train_briefly)
+from prompt_method_checks import (QUIET, changed_weights, check_ready_for_gram,
+                                  check_result_lines_and_reload, epoch_means, train_briefly)
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.text_encoder import encode_texts
 from trainers.maple import MultiModalPromptLearner
@@ -72,13 +72,8 @@ def test_visual_prompts_are_the_projected_text_prompts(clip_model):
     assert all(grad.abs().sum() > 0 for grad in grads)  # the image tower depends on the text prompts
 
 
-def test_pair_logits_shape_and_class_prompts_give_the_classification_logits(trained):
-    trainer = trained["trainer"]
-    check_pair_logits(trainer.model, sample_images(trainer), trainer.dm.dataset.classnames)
-
-
-def test_prompts_are_substitutable_for_gram(trained):
-    check_prompts_substitutable(trained["trainer"].model, sample_images(trained["trainer"]))
+def test_pair_logits_equal_class_logits_and_prompts_are_substitutable_for_gram(trained):
+    check_ready_for_gram(trained["trainer"])
 
 
 @pytest.mark.parametrize("option, message", [

@@ -27,6 +27,7 @@ from collections import defaultdict
 import numpy as np
 
 from tools import plots, tables
+from tools.atomic import write_text_atomically
 from tools.results import find_run_dirs, read_run
 from tools.tables import Table, summarize
 
@@ -90,10 +91,7 @@ def emit(table: Table, args) -> None:
     """Print the table (``--format``, Markdown by default) and write it to ``--out`` if given."""
     text = table.render(args.format or "md")
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out + ".tmp", "w") as handle:
-            handle.write(text)
-        os.replace(args.out + ".tmp", args.out)
+        write_text_atomically(args.out, text)
         print(f"Wrote {args.out}")
     print(text)
 

@@ -28,11 +28,12 @@ import math
 import os
 import pickle
 import random
-import tempfile
 from collections import Counter, defaultdict
-from typing import IO, Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from dassl.data.datasets import Datum, DatasetBase
+
+from tools.atomic import write_atomically
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FEWSHOT_DIRNAME = "split_fewshot"
@@ -41,24 +42,6 @@ SUBSAMPLE_CHOICES = ("all", "base", "new")
 DATASETS_MD = "see CoOp's DATASETS.md"
 
 Split = tuple[list[Datum], list[Datum], list[Datum]]
-
-
-def write_atomically(filepath: str, write: Callable[[IO], None], binary: bool = False) -> None:
-    """Write ``filepath`` through ``write(file)`` into a temporary sibling, then move it into place."""
-    folder = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(filepath)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, filepath)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_path)
-        raise
 
 
 def checked_datum(impath: str, label: int, classname: str, where: str) -> Datum:

@@ -10,6 +10,8 @@ import pickle
 
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 
+from tools.atomic import write_atomically
+
 from . import base
 from .imagenet_folders import CLASSNAMES_FILE, read_class_folders, read_classnames
 
@@ -68,8 +70,7 @@ class ImageNet(base.CoOpStyleDataset):
 
     def write_preprocessed(self, data: dict) -> None:
         try:
-            base.write_atomically(
-                self.preprocessed, lambda file: pickle.dump(data, file, protocol=pickle.HIGHEST_PROTOCOL), True
-            )
+            write_atomically(self.preprocessed, lambda file: pickle.dump(data, file, protocol=pickle.HIGHEST_PROTOCOL),
+                             binary=True)
         except OSError as error:
             print(f"Warning: could not write {self.preprocessed} ({error}); continuing without it")

@@ -3,6 +3,7 @@ import json
 import os
 import pickle
 import random
+import stat
 
 import pytest
 from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
@@ -10,6 +11,7 @@ from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 import datasets  # noqa: F401  (registers the datasets)
 from datasets import base
 from datasets.fixtures import build_fixture, dataset_cfg
+from tools.atomic import write_atomically, write_text_atomically
 
 
 def load(root, name, **kwargs):
@@ -246,8 +248,11 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        base.write_atomically(str(target), failing_write)
+        write_atomically(str(target), failing_write)
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["split.json"]
+    write_text_atomically(str(target), "new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["split.json"]
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o644
 
 
 def test_dataset_without_split_file_or_builder_says_which_file_to_download(tmp_path):

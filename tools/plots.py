@@ -7,7 +7,6 @@
 Both read a ``tools.tables.Table`` so a figure always shows the numbers of the table printed beside it.
 """
 import math
-import os
 from collections import OrderedDict
 
 import matplotlib
@@ -15,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 
+from tools.atomic import write_atomically  # noqa: E402
 from tools.tables import Stat, Table  # noqa: E402
 
 PAPER_SUFFIX = " (paper)"
@@ -31,13 +31,11 @@ def _grid(count: int, panel_size: float = 3.2):
 
 
 def _save(figure, path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.tight_layout()
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    try:
+        return write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=110), binary=True)
+    finally:
+        plt.close(figure)
 
 
 def _value(cell):

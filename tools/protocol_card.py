@@ -14,6 +14,7 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
+from tools.atomic import write_text_atomically
 from tools.results import RESULTS_JSON
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,11 +135,5 @@ def results_record(cfg, args, results: dict) -> dict:
 
 
 def write_results_json(output_dir: str, record: dict) -> str:
-    """Write ``<output_dir>/results.json`` atomically (temp file in the folder, then os.replace)."""
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, RESULTS_JSON)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as stream:
-        stream.write(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    """Write ``<output_dir>/results.json`` atomically."""
+    return write_text_atomically(os.path.join(output_dir, RESULTS_JSON), json.dumps(record, indent=2) + "\n")

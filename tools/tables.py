@@ -26,6 +26,7 @@ import numpy as np
 from tabulate import tabulate
 
 from tools import names, reference
+from tools.atomic import write_text_atomically
 from tools.protocols import FOLDERS, match_folder
 from tools.results import RunResult, find_run_dirs, read_run
 
@@ -422,11 +423,5 @@ def write_table(table: Table, path_stem: str) -> list[str]:
     """Write ``<stem>.md`` and ``<stem>.csv`` (atomically); returns the two paths."""
     paths = []
     for fmt in ("md", "csv"):
-        path = f"{path_stem}.{fmt}"
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        temporary = path + ".tmp"
-        with open(temporary, "w") as handle:
-            handle.write(table.render(fmt))
-        os.replace(temporary, path)
-        paths.append(path)
+        paths.append(write_text_atomically(f"{path_stem}.{fmt}", table.render(fmt)))
     return paths

@@ -15,7 +15,8 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from datasets.base import read_split, subsample_classes, write_atomically
+from datasets.base import read_split, subsample_classes
+from tools.atomic import write_atomically
 from datasets.corpus import ImageTextCorpus
 from datasets.toy_world.presets import PretrainSettings, WorldSize, resolve_world_size
 from datasets.toy_world.pretrain import IGNORED_LABEL, pretrain_clip

@@ -7,12 +7,12 @@ state-dict checkpoints are laid out, so ``clip.model.build_model`` (and therefor
 widths must be multiples of 64 because ``build_model`` infers ``heads = width // 64``.
 """
 import os
-import tempfile
 from typing import Tuple, Union
 
 import torch
 from clip.model import CLIP
 
+from tools.atomic import write_atomically
 from trainers.backbone.clip_loader import load_clip_state_dict
 
 VisionLayers = Union[int, Tuple[int, int, int, int]]
@@ -74,19 +74,9 @@ def build_tiny_clip(
 
 
 def save_clip_state_dict(model: CLIP, path: str) -> str:
-    """Write ``model.state_dict()`` to ``path`` atomically (temp file + os.replace); return path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            torch.save(model.state_dict(), temp_file)
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
-    return path
+    """Write ``model.state_dict()`` to ``path`` atomically; return path."""
+    state = model.state_dict()
+    return write_atomically(path, lambda handle: torch.save(state, handle), binary=True)
 
 
 def ensure_tiny_clip(path: str, arch: str = "vit", seed: int = 0, **sizes) -> str:

@@ -6,27 +6,16 @@ with ``os.replace``, so a reader sees either the old complete file or the new co
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from typing import IO, Callable
 
 import numpy as np
 
+from tools.atomic import write_atomically
+
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then move it onto ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    """Call ``write(handle)`` on a temporary binary file beside ``path``, then move it onto ``path``."""
+    write_atomically(path, write, binary=True)
 
 
 def write_json_atomic(path: str, payload: object) -> None:

@@ -1,14 +1,16 @@
-"""Does GRAM win on the toy world? Base-to-new accuracy of CoOp, CoOp_GRAM and their ablations.
+"""Does GRAM win on the toy world? Base-to-new accuracy of a prompt method, its GRAM variant and ablations.
 
-    python bench/bench_toy_gram.py                    # after `make demo` (reads its world and meta checkpoint)
+    python bench/bench_toy_gram.py                    # CoOp, after `make demo` (reads its world and meta checkpoint)
     python bench/bench_toy_gram.py --shots 1 --seeds 1 2 3
+    python bench/bench_toy_gram.py --method VPT --meta output/gram/toy_vpt/meta_checkpoint.pth --shots 16
 
 For each number of shots, each dataset and each seed it trains on the base classes and tests on the
-base and the new classes (CoCoOp's protocol, the demo's recipe ``configs/trainers/CoOp/toy_b2n.yaml``):
+base and the new classes (CoCoOp's protocol, the method's recipe ``configs/trainers/<method>/toy_b2n.yaml``):
 
-* ZeroshotCLIP ("a photo of a {}."), CoOp from a random context and from "a photo of a",
-* CoOp_GRAM with the meta-learned prompt initialization only, with the regulator only, and both
-  (the method).
+* ZeroshotCLIP ("a photo of a {}."), the method from its config's initialization (CoOp: a random context,
+  and also "a photo of a"),
+* <method>_GRAM with the meta-learned prompt initialization only, with the regulator only, and both
+  (the method). Meta-train other methods first with ``configs/gram/toy_<method>.yaml`` (README).
 
 Runs go through ``train.main`` in this process (the same code as ``train.py``, without paying the
 interpreter start-up per run) and are kept under ``--output``: a second call re-reads them. The first
@@ -34,28 +36,40 @@ from tabulate import tabulate  # noqa: E402
 import train  # noqa: E402
 from tools.tables import harmonic_mean  # noqa: E402
 
-CONFIG = "configs/trainers/CoOp/toy_b2n.yaml"
-# name -> (trainer, extra options); "{meta}" is replaced by the meta checkpoint
-VARIANTS: Dict[str, Tuple[str, List[str]]] = {
-    "ZeroshotCLIP": ("ZeroshotCLIP", []),
-    "CoOp (random init)": ("CoOp", []),
-    "CoOp (\"a photo of a\" init)": ("CoOp", ["TRAINER.COOP.CTX_INIT", "a photo of a"]),
-    "CoOp_GRAM init only": ("CoOp_GRAM", ["TRAINER.GRAM.META_CKPT", "{meta}", "TRAINER.GRAM.REGULATE", "False"]),
-    "CoOp_GRAM regulator only": ("CoOp_GRAM", ["TRAINER.GRAM.META_CKPT", "{meta}", "TRAINER.GRAM.LOAD_INIT", "False"]),
-    "CoOp_GRAM": ("CoOp_GRAM", ["TRAINER.GRAM.META_CKPT", "{meta}"]),
-}
-REFERENCE = "CoOp (random init)"
+METHODS = ("CoOp", "CoCoOp", "VPT", "MaPLe")
+ZEROSHOT_CONFIG = "configs/trainers/CoOp/toy_b2n.yaml"
+
+
+def variants(method: str) -> Dict[str, Tuple[str, List[str]]]:
+    """Row name -> (trainer, extra options); "{meta}" stands for the meta checkpoint."""
+    gram = f"{method}_GRAM"
+    rows: Dict[str, Tuple[str, List[str]]] = {"ZeroshotCLIP": ("ZeroshotCLIP", [])}
+    if method == "CoOp":
+        rows[reference_row(method)] = ("CoOp", [])
+        rows["CoOp (\"a photo of a\" init)"] = ("CoOp", ["TRAINER.COOP.CTX_INIT", "a photo of a"])
+    else:
+        rows[method] = (method, [])
+    rows[f"{gram} init only"] = (gram, ["TRAINER.GRAM.META_CKPT", "{meta}", "TRAINER.GRAM.REGULATE", "False"])
+    rows[f"{gram} regulator only"] = (gram, ["TRAINER.GRAM.META_CKPT", "{meta}", "TRAINER.GRAM.LOAD_INIT", "False"])
+    rows[gram] = (gram, ["TRAINER.GRAM.META_CKPT", "{meta}"])
+    return rows
+
+
+def reference_row(method: str) -> str:
+    """The row every H is compared with: the method without GRAM."""
+    return "CoOp (random init)" if method == "CoOp" else method
 
 
 def run_one(args, variant: str, dataset: str, shots: int, seed: int) -> Dict[str, float]:
     """Train on base classes (unless zero-shot) and test on base and new; cached in results.json."""
-    trainer, extra = VARIANTS[variant]
+    trainer, extra = variants(args.method)[variant]
     extra = [args.meta if value == "{meta}" else value for value in extra]
+    config = ZEROSHOT_CONFIG if trainer == "ZeroshotCLIP" else f"configs/trainers/{args.method}/toy_b2n.yaml"
     tag = variant.replace(" ", "_").replace('"', "").replace("(", "").replace(")", "")
-    run_dir = os.path.join(args.output, f"shots_{shots}", dataset, tag, f"seed{seed}")
-    common = ["--root", args.root, "--seed", str(seed), "--trainer", trainer, "--config-file", CONFIG,
+    run_dir = os.path.join(args.output, args.method, f"shots_{shots}", dataset, tag, f"seed{seed}")
+    common = ["--root", args.root, "--seed", str(seed), "--trainer", trainer, "--config-file", config,
               "--dataset-config-file", os.path.join(REPO, "configs", "datasets", f"{dataset}.yaml"),
-              "MODEL.BACKBONE.NAME", args.clip, "DATASET.NUM_SHOTS", str(shots), "TRAINER.COOP.N_CTX", "4"] + extra
+              "MODEL.BACKBONE.NAME", args.clip, "DATASET.NUM_SHOTS", str(shots)] + extra
     accuracy = {}
     for subsample in ("base", "new"):
         out = os.path.join(run_dir, f"test_{subsample}")
@@ -76,10 +90,11 @@ def run_one(args, variant: str, dataset: str, shots: int, seed: int) -> Dict[str
     return accuracy
 
 
-def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Sequence[str]) -> List[list]:
+def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Sequence[str],
+              method: str) -> List[list]:
     rows = []
     reference_h = None
-    for variant in VARIANTS:
+    for variant in variants(method):
         row = [variant]
         bases, news = [], []
         for dataset in datasets:
@@ -90,7 +105,7 @@ def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Se
             row.append(f"{base:.1f} / {new:.1f} / {harmonic_mean(base, new):.2f}")
         base, new = float(np.mean(bases)), float(np.mean(news))
         h = harmonic_mean(base, new)
-        reference_h = h if variant == REFERENCE else reference_h
+        reference_h = h if variant == reference_row(method) else reference_h
         row += [f"{base:.2f}", f"{new:.2f}", f"{h:.2f}"]
         rows.append(row)
     for row in rows:
@@ -102,7 +117,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.path.join(REPO, "data", "toy"), help="the toy world (make demo)")
     parser.add_argument("--clip", default=None, help="CLIP checkpoint (default ROOT/toy_clip/toy_vit.pt)")
-    parser.add_argument("--meta", default=os.path.join(REPO, "output", "demo", "gram", "coop", "meta_checkpoint.pth"))
+    parser.add_argument("--method", default="CoOp", choices=METHODS, help="the prompt method (default CoOp)")
+    parser.add_argument("--meta", default=None,
+                        help="its meta checkpoint (default for CoOp: the demo's, output/demo/gram/coop)")
     parser.add_argument("--output", default=os.path.join(REPO, "output", "bench_toy_gram"))
     parser.add_argument("--datasets", nargs="+", default=["toy_shapes", "toy_color_shapes", "toy_textures"])
     parser.add_argument("--test-datasets", nargs="+", default=["toy_shapes", "toy_color_shapes"],
@@ -111,6 +128,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     args = parser.parse_args()
     args.clip = args.clip or os.path.join(args.root, "toy_clip", "toy_vit.pt")
+    if args.meta is None:
+        if args.method != "CoOp":
+            raise SystemExit(f"--method {args.method} needs --meta: meta-train it first with "
+                             f"configs/gram/toy_{args.method.lower()}.yaml (README, toy-world results)")
+        args.meta = os.path.join(REPO, "output", "demo", "gram", "coop", "meta_checkpoint.pth")
     for path, what in ((args.clip, "the toy CLIP"), (args.meta, "the meta checkpoint")):
         if not os.path.isfile(path):
             raise SystemExit(f"{path}: {what} is missing; run `make demo` first or pass --root/--clip/--meta")
@@ -119,15 +141,15 @@ def main() -> None:
     started = time.time()
     for shots in args.shots:
         cells: Dict[Tuple[str, str], List[Dict[str, float]]] = {}
-        for variant in VARIANTS:
-            seeds = args.seeds[:1] if VARIANTS[variant][0] == "ZeroshotCLIP" else args.seeds
+        for variant, (trainer, _) in variants(args.method).items():
+            seeds = args.seeds[:1] if trainer == "ZeroshotCLIP" else args.seeds
             for dataset in args.datasets:
                 cells[(variant, dataset)] = [run_one(args, variant, dataset, shots, seed) for seed in seeds]
         for title, datasets in (("test datasets", args.test_datasets), ("all datasets", args.datasets)):
             headers = ["method"] + [f"{d} base / new / H" for d in datasets] + ["avg base", "avg new", "avg H",
-                                                                               f"H vs {REFERENCE}"]
-            print(f"\nToy world base-to-new, {shots} shot(s), mean of seeds {args.seeds}, {title}")
-            print(tabulate(summarize(cells, datasets), headers=headers, tablefmt="github"))
+                                                                               f"H vs {reference_row(args.method)}"]
+            print(f"\nToy world base-to-new, {args.method}, {shots} shot(s), mean of seeds {args.seeds}, {title}")
+            print(tabulate(summarize(cells, datasets, args.method), headers=headers, tablefmt="github"))
     print(f"\n{time.time() - started:.0f} s; runs under {args.output}")
 
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from tools.help_format import DefaultsHelpFormatter
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRESETS = {
     # world size, clustering (k leaves, CMHC levels), meta config, trainer config, seeds, datasets
@@ -39,14 +41,19 @@ def run(argv: list) -> None:
     subprocess.run([sys.executable] + argv, cwd=REPO, check=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="miniature run (CI)")
     parser.add_argument("--root", default=None, help="where the toy world goes (default data/toy[_quick])")
     parser.add_argument("--output", default=None, help="output root (default output/demo[_quick])")
     parser.add_argument("--jobs", type=int, default=2, help="train.py runs at once")
-    parser.add_argument("--clip", default=None, help="use this CLIP checkpoint instead of pretraining the toy CLIP")
-    args = parser.parse_args()
+    parser.add_argument("--backbone", "--clip", dest="backbone", default=None,
+                        help="use this CLIP checkpoint instead of pretraining the toy CLIP")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     preset = PRESETS["quick" if args.quick else "full"]
     suffix = "_quick" if args.quick else ""
     root = os.path.abspath(args.root or os.path.join(REPO, "data", f"toy{suffix}"))
@@ -59,8 +66,8 @@ def main() -> None:
 
     stage = time.time()
     world = build_world(root, seed=0, size=preset["world"])
-    if args.clip:
-        clip_path = os.path.abspath(args.clip)
+    if args.backbone:
+        clip_path = os.path.abspath(args.backbone)
         print(f"using the given CLIP {clip_path}")
     else:
         clip_path = ensure_toy_clip(root, seed=0, size=preset["world"])
@@ -71,7 +78,7 @@ def main() -> None:
     stage = time.time()
     clusters = os.path.join(output, "gram", "clusters")
     if not os.path.isfile(os.path.join(clusters, "split.json")):
-        run(["cluster.py", "--corpus", world.corpus_manifest, "--clip", clip_path, "--out", clusters,
+        run(["cluster.py", "--corpus", world.corpus_manifest, "--backbone", clip_path, "--output-dir", clusters,
              "--method", "cmhc", "--k", str(preset["k"]), "--levels", preset["levels"], "--seed", "1"])
     else:
         print(f"reusing {clusters}/split.json")

@@ -10,16 +10,17 @@ import argparse
 
 from datasets.toy_world import WORLD_SIZES, build_world, ensure_toy_clip, read_toy_clip_record
 from datasets.toy_world.world import RESOLUTIONS
+from tools.help_format import DefaultsHelpFormatter
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
     parser.add_argument("--seed", type=int, default=0, help="world and pretraining seed")
     parser.add_argument("--size", default="default", choices=sorted(WORLD_SIZES), help="world size preset")
     parser.add_argument("--resolution", type=int, default=32, choices=RESOLUTIONS, help="image side in pixels")
     parser.add_argument("--workers", type=int, default=None, help="image-drawing processes (default: up to 2)")
-    return parser.parse_args()
+    return parser
 
 
 def print_summary(root: str) -> None:
@@ -33,7 +34,7 @@ def print_summary(root: str) -> None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = build_parser().parse_args()
     world = build_world(args.root, seed=args.seed, size=args.size, resolution=args.resolution, workers=args.workers)
     state = "reused" if world.reused else "built"
     print(f"toy world ({world.size}, seed {world.seed}, {world.resolution} px) {state} in {world.root} "

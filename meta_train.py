@@ -15,6 +15,7 @@ from trainers.dassl_compat import ensure_dassl_compat
 ensure_dassl_compat()
 
 import trainers  # noqa: E402,F401  (registers the prompt methods)
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
                        run_entry_point, start_run)
 from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402
@@ -54,7 +55,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--root", type=str, default="", help="path to datasets (recorded; the corpus comes from the split)")
     parser.add_argument("--config-file", type=str, default="", help="meta-training config (configs/gram/*.yaml)")
     parser.add_argument("--split-file", type=str, default="", help="split.json written by cluster.py")

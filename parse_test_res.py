@@ -10,8 +10,9 @@ The first averages over the run folders (seed1, seed2, ...) inside the directory
 every experiment folder below it (each folder holding run folders) and averages the experiments; ``--ci95``
 reports the 95% confidence interval instead of the std (population std, np.std, as CoOp). A run's result is
 its ``results.json``, else the final result block of its log (see tools/results.py); ``--test-log`` takes the
-log's last block whatever precedes it. ``--format md|csv`` prints the summary as a table, ``--out FILE``
-writes it.
+log's last block whatever precedes it; ``--keyword macro_f1`` (Dassl's flag) reports only that metric. With
+``--multi-exp`` an experiment folder with no result yet is listed as missing and the others are still
+reported. ``--format md|csv|tex`` prints the summary as a table, ``--out FILE`` writes it.
 
 Paper tables over a whole output folder:
 
@@ -22,16 +23,22 @@ Paper tables over a whole output folder:
 import argparse
 import os
 import sys
-from collections import defaultdict
 
 import numpy as np
 
 from tools import plots, tables
 from tools.atomic import write_text_atomically
+from tools.help_format import DefaultsHelpFormatter
 from tools.results import find_run_dirs, read_run
 from tools.tables import Table, summarize
 
 METRICS = ("accuracy", "error", "macro_f1")
+
+
+def metric_value(run, metric: str):
+    """A run's value of ``metric``: one of METRICS, or any other ``* <metric>: X`` line of its result."""
+    value = getattr(run, metric, None) if metric in METRICS else run.fields.get(metric)
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def experiment_runs(directory: str, test_log: bool) -> list:
@@ -49,19 +56,22 @@ def experiment_runs(directory: str, test_log: bool) -> list:
 
 
 def summarize_experiment(directory: str, args) -> dict:
-    """Print each run's metrics and their summary, CoOp-style; returns {metric: Stat}."""
+    """Print each run's metrics and their summary, CoOp-style; returns {metric: Stat}, empty when no run
+    folder of ``directory`` has a result yet."""
     print(f"Parsing files in {directory}")
     runs = experiment_runs(directory, args.test_log)
     if not runs:
-        raise SystemExit(f"Nothing found in {directory}: no run folder with results.json or a log result")
+        print(f"Nothing found in {directory}: no run folder with results.json or a log result")
+        return {}
+    metrics = [args.keyword] if args.keyword else METRICS
     for run in runs:
-        values = ". ".join(f"{m}: {getattr(run, m):.2f}%" for m in METRICS if getattr(run, m) is not None)
+        values = ". ".join(f"{m}: {metric_value(run, m):.2f}%" for m in metrics if metric_value(run, m) is not None)
         print(f"file: {run.source}. {values}. ")
     summary = {}
     print("===")
     print(f"Summary of directory: {directory}")
-    for metric in METRICS:
-        values = [getattr(run, metric) for run in runs if getattr(run, metric) is not None]
+    for metric in metrics:
+        values = [metric_value(run, metric) for run in runs if metric_value(run, metric) is not None]
         if values:
             summary[metric] = summarize(values, args.ci95)
             print(f"* {metric}: {summary[metric].mean:.2f}% +- {summary[metric].spread:.2f}%")
@@ -70,19 +80,29 @@ def summarize_experiment(directory: str, args) -> dict:
 
 
 def experiment_dirs(root: str) -> list[str]:
-    """Folders below ``root`` that directly hold run folders (``--multi-exp``)."""
-    return sorted({os.path.dirname(run_dir) for run_dir in find_run_dirs(root) if run_dir != root})
+    """Folders below ``root`` that hold run folders (``--multi-exp``): those with a run folder found, and, as
+    CoOp's script reads every folder inside ``root``, the folders inside ``root`` with none yet."""
+    found = {os.path.dirname(run_dir) for run_dir in find_run_dirs(root) if run_dir != root}
+    covered = {path.split(os.sep)[0] for path in (os.path.relpath(folder, root) for folder in found)}
+    waiting = {os.path.join(root, name) for name in os.listdir(root)
+               if os.path.isdir(os.path.join(root, name)) and not name.startswith(".") and name not in covered}
+    return sorted(found | waiting)
 
 
-def summary_table(summaries: dict, ci95: bool) -> Table:
-    notes = [tables.CI_NOTE if ci95 else tables.STD_NOTE]
-    table = Table("Results", ["Experiment", "Runs"] + list(METRICS), notes=notes)
+def summary_table(summaries: dict, args) -> Table:
+    metrics = [args.keyword] if args.keyword else list(METRICS)
+    notes = [tables.CI_NOTE if args.ci95 else tables.STD_NOTE]
+    missing = [name for name, summary in summaries.items() if not summary]
+    if missing:
+        notes.append("no result yet: " + ", ".join(missing))
+    table = Table("Results", ["Experiment", "Runs"] + metrics, notes=notes)
     for name, summary in summaries.items():
-        count = summary["accuracy"].n
-        table.rows.append([name, count] + [summary.get(m) for m in METRICS])
-    if len(summaries) > 1:
-        means = [float(np.mean([s[m].mean for s in summaries.values() if m in s])) if any(
-            m in s for s in summaries.values()) else None for m in METRICS]
+        count = max((stat.n for stat in summary.values()), default=0)
+        table.rows.append([name, count] + [summary.get(m) for m in metrics])
+    done = [summary for summary in summaries.values() if summary]
+    if len(done) > 1:
+        means = [float(np.mean([s[m].mean for s in done if m in s])) if any(m in s for s in done) else None
+                 for m in metrics]
         table.rows.append(["Average", None] + means)
     return table
 
@@ -96,19 +116,26 @@ def emit(table: Table, args) -> None:
     print(text)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("directory", help="experiment folder (seed* inside), or the output root with --protocol")
     parser.add_argument("--ci95", action="store_true", help="95%% confidence interval instead of std")
     parser.add_argument("--test-log", action="store_true", help="take a log's last result block (test-only logs)")
     parser.add_argument("--multi-exp", action="store_true", help="every experiment folder below the directory")
-    parser.add_argument("--format", choices=("md", "csv"), help="print the summary as a Markdown or CSV table")
+    parser.add_argument("--keyword", help="report only this metric, e.g. accuracy or macro_f1 (CoOp's flag; "
+                                          "default: accuracy, error and macro_f1)")
+    parser.add_argument("--format", choices=("md", "csv", "tex"), help="print the summary as a table in this format")
     parser.add_argument("--out", help="write the table to this file (format from --format, else md)")
     parser.add_argument("--protocol", choices=sorted(tables.TABLE_BUILDERS), help="paper table over an output root")
-    parser.add_argument("--trainer", nargs="+", help="with --protocol: only these trainers")
+    parser.add_argument("--trainer", nargs="+", help="with --protocol: only these trainers, in this order")
     parser.add_argument("--datasets", nargs="+", help="with --protocol: only these datasets (targets)")
     parser.add_argument("--source", default="imagenet", help="with --protocol: source dataset of transfer tables")
     parser.add_argument("--plot", help="with --protocol fewshot or base2new: write the figure to this PNG")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if not os.path.isdir(args.directory):
@@ -127,22 +154,31 @@ def main(argv=None) -> int:
             print(f"Wrote {figure(table, args.plot)}")
         return 0
 
-    directories = experiment_dirs(args.directory) if args.multi_exp else [args.directory]
+    if not args.multi_exp:
+        summary = summarize_experiment(args.directory, args)
+        if not summary:
+            raise SystemExit(f"Nothing found in {args.directory}: no run folder with results.json or a log result")
+        if args.format or args.out:
+            emit(summary_table({os.path.basename(os.path.normpath(args.directory)): summary}, args), args)
+        return 0
+
+    directories = experiment_dirs(args.directory)
     if not directories:
         print(f"Nothing found in {args.directory}", file=sys.stderr)
         return 1
-    summaries = defaultdict(dict)
-    for directory in directories:
-        summaries[os.path.relpath(directory, args.directory)] = summarize_experiment(directory, args)
-    if args.multi_exp:
-        print("Average performance")
-        for metric in METRICS:
-            means = [s[metric].mean for s in summaries.values() if metric in s]
-            if means:
-                print(f"* {metric}: {np.mean(means):.2f}%")
+    summaries = {os.path.relpath(directory, args.directory): summarize_experiment(directory, args)
+                 for directory in directories}
+    missing = [name for name, summary in summaries.items() if not summary]
+    print("Average performance")
+    for metric in [args.keyword] if args.keyword else METRICS:
+        means = [s[metric].mean for s in summaries.values() if metric in s]
+        if means:
+            print(f"* {metric}: {np.mean(means):.2f}%")
+    if missing:
+        print(f"Missing ({len(missing)} of {len(summaries)} experiments have no result yet): " + ", ".join(missing))
     if args.format or args.out:
-        emit(summary_table(summaries, args.ci95), args)
-    return 0
+        emit(summary_table(summaries, args), args)
+    return 0 if len(missing) < len(summaries) else 1
 
 
 if __name__ == "__main__":

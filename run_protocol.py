@@ -21,39 +21,64 @@ from tools import plots, tables
 from tools.protocols import (
     DEFAULT_DATASETS, PROTOCOLS, REPO_ROOT, RunSpec, Settings, build_runs, recipe_for,
 )
-from tools.runner import Job, parse_slots, run_jobs
+from tools.help_format import DefaultsHelpFormatter
+from tools.runner import AUTO_SLOTS, Job, all_cpu, parse_slots, resolve_slots, run_jobs
 
 FIGURES = {"fewshot": plots.fewshot_curves, "base2new": plots.base2new_bars}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("protocol", choices=PROTOCOLS)
-    parser.add_argument("--trainer", action="extend", nargs="+", required=True, help="one or more trainers")
-    parser.add_argument("--datasets", nargs="+", help="dataset config names (targets for cross_dataset/dg)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+def env_seeds() -> list[int]:
+    """``$SEEDS`` (the scripts' "1 2 3" form), else seeds 1 2 3."""
+    text = os.environ.get("SEEDS", "").strip()
+    try:
+        return [int(seed) for seed in text.split()] if text else [1, 2, 3]
+    except ValueError:
+        raise SystemExit(f"run_protocol.py: error: SEEDS={text!r} must be seed numbers, e.g. SEEDS=\"1 2 3\"") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line. Like the scripts (scripts/common.sh), it takes its defaults for the datasets root,
+    the output root, the seeds, the interpreter and the extra options from $DATA, $OUTPUT, $SEEDS, $PYTHON
+    and $OPTS."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("protocol", choices=PROTOCOLS, help="the evaluation protocol")
+    parser.add_argument("--trainer", action="extend", nargs="+", required=True,
+                        help="one or more trainers, in the order of the table's rows")
+    parser.add_argument("--datasets", nargs="+",
+                        help="dataset config names (targets for cross_dataset/dg; default: the paper's)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=env_seeds(), help="seeds ($SEEDS when set)")
     parser.add_argument("--shots", nargs="+", type=int, help="default: 1 2 4 8 16 for fewshot, else 16")
     parser.add_argument("--config", help="trainer config name (default: the trainer's config for the protocol)")
     parser.add_argument("--root", default=os.environ.get("DATA", ""), help="datasets root (default: $DATA)")
-    parser.add_argument("--output", default="output", help="output root (relative to the repository root)")
-    parser.add_argument("--gpus", default="cpu", help="GPU ids, e.g. 0,1,2 (one job per GPU), or cpu")
+    parser.add_argument("--output", default=os.environ.get("OUTPUT", "output"),
+                        help="output root, relative to the repository root ($OUTPUT when set)")
+    parser.add_argument("--gpus", default=AUTO_SLOTS,
+                        help="GPU ids, e.g. 0,1,2 (one job per GPU), cpu, or auto (every visible GPU, else the CPU)")
     parser.add_argument("--jobs", type=int, help="with --gpus cpu: jobs at once (default 1)")
     parser.add_argument("--source", default="imagenet", help="training dataset of cross_dataset / dg")
     parser.add_argument("--load-epoch", type=int, help="epoch test runs load (default: config OPTIM.MAX_EPOCH)")
     parser.add_argument("--n-ctx", type=int, default=16, help="CoOp-style trainers: context tokens")
     parser.add_argument("--csc", choices=("False", "True"), default="False", help="CoOp: class-specific context")
     parser.add_argument("--ctp", default="end", help="CoOp: class token position (end, middle, front)")
-    parser.add_argument("--meta-ckpt", help="GRAM meta checkpoint (default output/gram/<cfg>/meta_checkpoint.pth)")
+    parser.add_argument("--meta-ckpt", help="GRAM meta checkpoint (default OUTPUT/gram/<cfg>/meta_checkpoint.pth)")
     parser.add_argument("--meta-config", help="GRAM: configs/gram/<name>.yaml to meta-train when the checkpoint is missing")
     parser.add_argument("--split-file", help="GRAM: clustering split file for that meta-training")
-    parser.add_argument("--python", default=sys.executable, help="interpreter for train.py (options allowed)")
+    parser.add_argument("--python", default=os.environ.get("PYTHON") or sys.executable,
+                        help="interpreter for train.py, options allowed ($PYTHON when set)")
     parser.add_argument("--ci95", action="store_true", help="tables: 95%% confidence interval instead of std")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--persistent-workers", action="store_true",
-                        help="run train.py jobs in one long-lived process per slot (torch's start-up paid once "
-                             "per slot: much faster for small CPU runs)")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE pairs for every run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--persistent-workers", action=argparse.BooleanOptionalAction, default=None,
+                        help="run train.py jobs in one long-lived process per slot, so torch's start-up is paid "
+                             "once per slot (default: on for CPU slots when --python is a plain interpreter, "
+                             "else off)")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=shlex.split(os.environ.get("OPTS", "")),
+                        help="KEY VALUE pairs for every run ($OPTS when set)")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.root:
         parser.error("--root (or $DATA) is required: the datasets root")
@@ -120,10 +145,19 @@ def write_results(args) -> int:
     return 0
 
 
+def persistent_workers(args, slots: list[str]) -> bool:
+    """``--persistent-workers``, by default on for CPU slots (where torch's start-up is most of a small run)
+    when ``--python`` is a plain interpreter (one with options or a wrapper gets a process per job)."""
+    if args.persistent_workers is not None:
+        return args.persistent_workers
+    return all_cpu(slots) and len(shlex.split(args.python)) == 1
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        slots = parse_slots(args.gpus, args.jobs)
+        slots = parse_slots(args.gpus if args.gpus != AUTO_SLOTS else "cpu", args.jobs) if args.dry_run else \
+            resolve_slots(args.gpus, args.jobs)
         jobs = build_jobs(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"run_protocol.py: error: {error}", file=sys.stderr)
@@ -134,7 +168,7 @@ def main(argv=None) -> int:
             print(f"[{state}] {' '.join(job.command)}")
         return 0
     summary = run_jobs(jobs, slots, cwd=REPO_ROOT, progress=not args.no_progress,
-                       persistent_workers=args.persistent_workers)
+                       persistent_workers=persistent_workers(args, slots))
     print(summary.report())
     write_results(args)
     return 0 if summary.ok else 1

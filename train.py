@@ -23,6 +23,7 @@ from dassl.utils import collect_env_info  # noqa: E402
 import datasets  # noqa: E402,F401  (registers the datasets)
 import trainers  # noqa: E402,F401  (registers the trainers)
 from tools.protocol_card import protocol_card, results_record, write_results_json  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
                        run_entry_point, start_run)
 
@@ -121,7 +122,7 @@ def main(args: argparse.Namespace, env_info: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--root", type=str, default="", help="path to dataset")
     parser.add_argument("--output-dir", type=str, default="", help="output directory")
     parser.add_argument("--resume", type=str, default="", help="checkpoint directory (from which the training resumes)")
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-file", type=str, default="", help="path to config file")
     parser.add_argument("--dataset-config-file", type=str, default="", help="path to config file for dataset setup")
     parser.add_argument("--trainer", type=str, default="", help="name of trainer")
-    parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
+    parser.add_argument("--backbone", type=str, default="", help="CLIP name or checkpoint path (MODEL.BACKBONE.NAME)")
     parser.add_argument("--head", type=str, default="", help="name of head")
     parser.add_argument("--eval-only", action="store_true", help="evaluation only")
     parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")

@@ -7,7 +7,7 @@ the Pets annotations, the SUN397 partitions, the UCF101 lists and, when scipy is
 Cars ``.mat`` files (so a missing split can be rebuilt as CoOp does). Images are small JPEGs whose colour
 depends on the class. Class names are real ones from each dataset (then ``class_<i>``), in CoOp's spelling.
 
-Run ``python -m datasets.fixtures --out DIR`` to write every fixture and a corpus in each format.
+Run ``python -m datasets.fixtures --root DIR`` to write every fixture and a corpus in each format.
 """
 from __future__ import annotations
 
@@ -537,21 +537,28 @@ def _write_shards(root: str, entries: list, shard_size: int) -> str:
     return folder
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="folder to write the fixtures into (DATASET.ROOT)")
+def build_parser() -> argparse.ArgumentParser:
+    from tools.help_format import DefaultsHelpFormatter
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("--root", "--out", dest="root", required=True,
+                        help="folder to write the fixtures into (DATASET.ROOT)")
     parser.add_argument("--datasets", nargs="*", default=list(FIXTURE_BUILDERS), help="DATASET.NAMEs")
-    parser.add_argument("--num-classes", type=int, default=4)
-    parser.add_argument("--images-per-class", type=int, default=10)
-    parser.add_argument("--corpus-size", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--num-classes", type=int, default=4, help="classes per dataset")
+    parser.add_argument("--images-per-class", type=int, default=10, help="images per class (at least 4)")
+    parser.add_argument("--corpus-size", type=int, default=20, help="pairs of each corpus")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the images")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     for name in args.datasets:
-        fixture = build_fixture(name, args.out, args.num_classes, args.images_per_class, args.seed)
+        fixture = build_fixture(name, args.root, args.num_classes, args.images_per_class, args.seed)
         print(f"{name:20s} {fixture.dataset_dir}  classes={len(fixture.classnames)}  {fixture.split_sizes}")
     for fmt in ("tsv", "jsonl", "tar"):
         corpus = build_corpus_fixture(
-            os.path.join(args.out, f"corpus_{fmt}"), args.corpus_size, fmt, n_corrupt=1, n_missing=1, seed=args.seed
+            os.path.join(args.root, f"corpus_{fmt}"), args.corpus_size, fmt, n_corrupt=1, n_missing=1, seed=args.seed
         )
         print(f"{'corpus (' + fmt + ')':20s} {corpus.source}  entries={len(corpus.ids)}")
 

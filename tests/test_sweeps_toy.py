@@ -112,6 +112,13 @@ def read_result(folder: str, **expected) -> dict:
     return record
 
 
+def shown(config: str) -> str:
+    """The name tables give a toy dataset (its registry name, ``ToyShapes``), from its config name."""
+    from datasets.toy_world import DATASET_SPECS
+
+    return next(spec.name for spec in DATASET_SPECS.values() if spec.dataset_dir == config)
+
+
 def row_of(rows: list, **cells: str) -> dict:
     matching = [row for row in rows if all(row[key] == value for key, value in cells.items())]
     assert len(matching) == 1, (cells, rows)
@@ -170,7 +177,7 @@ def test_fewshot_coop_main_then_parse_and_table(toy, coop_fewshot):
 
     rows = toy.protocol("fewshot", "--trainer", "CoOp", "--datasets", FEWSHOT_SOURCE, "--shots", SHOTS,
                         "--config", COOP_CFG, "--n-ctx", "4", methods={"CoOp"})
-    assert close(row_of(rows, Method="CoOp", Dataset=FEWSHOT_SOURCE)["1-shot"], accuracy)
+    assert close(row_of(rows, Method="CoOp", Dataset=shown(FEWSHOT_SOURCE))["1-shot"], accuracy)
     assert close(row_of(rows, Method="CoOp", Dataset="Average")["1-shot"], accuracy)
     assert os.path.isfile(toy.path("tables", "fewshot.png"))
 
@@ -191,8 +198,8 @@ def test_base2new_cocoop_train_and_test_scripts(toy):
 
     rows = toy.protocol("base2new", "--trainer", "CoCoOp", "--datasets", XD_SOURCE, "--shots", SHOTS,
                         "--config", "tiny_c4_ep5_batch4", methods={"CoCoOp"})
-    assert [row["Dataset"] for row in rows] == [XD_SOURCE, "Average"]
-    row = row_of(rows, Dataset=XD_SOURCE, Method="CoCoOp")
+    assert [row["Dataset"] for row in rows] == [shown(XD_SOURCE), "Average"]
+    row = row_of(rows, Dataset=shown(XD_SOURCE), Method="CoCoOp")
     assert close(row["Base"], base) and close(row["New"], new)
     assert 0.0 <= float(row["H"]) <= 100.0
     assert close(row_of(rows, Dataset="Average", Method="CoCoOp")["New"], new)
@@ -212,7 +219,7 @@ def test_cross_dataset_maple_xd_train_and_xd_test(toy):
     rows = toy.protocol("cross_dataset", "--trainer", "MaPLe", "--source", XD_SOURCE, "--datasets", XD_TARGET,
                         "--shots", SHOTS, "--config", "tiny_ep5_batch8_2ctx", methods={"MaPLe"})
     row = row_of(rows, Method="MaPLe")
-    assert close(row[XD_SOURCE], source) and close(row[XD_TARGET], target) and close(row["Target avg"], target)
+    assert close(row[shown(XD_SOURCE)], source) and close(row[shown(XD_TARGET)], target) and close(row["Target avg"], target)
 
 
 def test_domain_generalization_coop_eval_on_shifted_domains(toy, coop_fewshot):
@@ -228,8 +235,8 @@ def test_domain_generalization_coop_eval_on_shifted_domains(toy, coop_fewshot):
     rows = toy.protocol("dg", "--trainer", "CoOp", "--source", FEWSHOT_SOURCE, "--datasets", *DG_TARGETS,
                         "--shots", SHOTS, "--config", COOP_CFG, "--n-ctx", "4", methods={"CoOp"})
     row = row_of(rows, Method="CoOp")
-    assert close(row[FEWSHOT_SOURCE], read_result(coop_fewshot)["accuracy"])
-    assert all(close(row[dataset], accuracy) for dataset, accuracy in targets.items())
+    assert close(row[shown(FEWSHOT_SOURCE)], read_result(coop_fewshot)["accuracy"])
+    assert all(close(row[shown(dataset)], accuracy) for dataset, accuracy in targets.items())
     assert close(row["Target avg"], sum(targets.values()) / len(targets))
 
 
@@ -244,8 +251,8 @@ def test_gram_stages_then_coop_gram_main(toy, meta_checkpoint, coop_fewshot):
     rows = toy.protocol("fewshot", "--trainer", "CoOp", "CoOp_GRAM", "--datasets", FEWSHOT_SOURCE, "--shots", SHOTS,
                         "--config", COOP_CFG, "--n-ctx", "4", "--meta-ckpt", meta_checkpoint,
                         methods={"CoOp", "CoOp_GRAM"})
-    assert close(row_of(rows, Method="CoOp_GRAM", Dataset=FEWSHOT_SOURCE)["1-shot"], record["accuracy"])
-    assert close(row_of(rows, Method="CoOp", Dataset=FEWSHOT_SOURCE)["1-shot"], read_result(coop_fewshot)["accuracy"])
+    assert close(row_of(rows, Method="CoOp_GRAM", Dataset=shown(FEWSHOT_SOURCE))["1-shot"], record["accuracy"])
+    assert close(row_of(rows, Method="CoOp", Dataset=shown(FEWSHOT_SOURCE))["1-shot"], read_result(coop_fewshot)["accuracy"])
 
 
 def test_test_time_tpt_and_tpt_gram(toy, meta_checkpoint):
@@ -263,4 +270,4 @@ def test_test_time_tpt_and_tpt_gram(toy, meta_checkpoint):
     rows = toy.protocol("tta", "--trainer", "TPT", "TPT_GRAM", "--source", FEWSHOT_SOURCE, "--datasets", dataset,
                         "--config", "tiny", "--meta-ckpt", meta_checkpoint, methods={"TPT", "TPT_GRAM"})
     for trainer, value in accuracy.items():
-        assert close(row_of(rows, Method=trainer)[dataset], value)
+        assert close(row_of(rows, Method=trainer)[shown(dataset)], value)

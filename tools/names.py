@@ -51,3 +51,16 @@ def order_key(dataset: str) -> tuple:
     order = [entry[2] for entry in ELEVEN_DATASETS + IMAGENET_VARIANTS]
     name = display_name(dataset)
     return (order.index(name), "") if name in order else (len(order), name)
+
+
+# Trainers in the order tables list them when no order is given: each baseline, then its GRAM variant.
+METHOD_ORDER = ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "VPT", "MaPLe", "ProMetaR", "TPT")
+GRAM_SUFFIX = "_GRAM"
+
+
+def method_key(trainer: str) -> tuple:
+    """Sort key of a trainer: METHOD_ORDER, a GRAM variant right after its baseline, unknown ones after."""
+    trainer = trainer.replace("-", "_")
+    base = trainer[: -len(GRAM_SUFFIX)] if trainer.endswith(GRAM_SUFFIX) else trainer
+    rank = METHOD_ORDER.index(base) if base in METHOD_ORDER else len(METHOD_ORDER)
+    return (rank, base if rank == len(METHOD_ORDER) else "", trainer.endswith(GRAM_SUFFIX))

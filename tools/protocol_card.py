@@ -2,7 +2,8 @@
 
 The card says what ran, so a number can be traced to its settings: trainer, config file, dataset, shots,
 seed, class subsample, CLIP backbone and a fingerprint of its weights file, the GRAM meta checkpoint's
-fingerprint, and the git commit. A fingerprint is the first 16 hex digits of the file's sha256
+fingerprint, the git commit and whether the tree had uncommitted changes to tracked files (``git_dirty``:
+true, false, or null outside a git checkout). A fingerprint is the first 16 hex digits of the file's sha256
 (``trainers.backbone.clip_loader.checkpoint_fingerprint`` when importable, the same hash computed here
 otherwise). ``train.py`` calls ``protocol_card`` after building the config and
 ``write_results_json(output_dir, results_record(cfg, args, results))`` after testing.
@@ -12,7 +13,7 @@ import json
 import os
 import subprocess
 from functools import lru_cache
-from typing import Any
+from typing import Any, Optional
 
 from tools.atomic import write_text_atomically
 from tools.results import RESULTS_JSON
@@ -20,7 +21,7 @@ from tools.results import RESULTS_JSON
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORD_KEYS = (
     "trainer", "dataset", "config", "shots", "seed", "subsample", "split", "accuracy", "error", "macro_f1",
-    "backbone", "clip_fingerprint", "meta_ckpt_fingerprint", "git_commit",
+    "backbone", "clip_fingerprint", "meta_ckpt_fingerprint", "git_commit", "git_dirty",
 )
 
 
@@ -82,6 +83,18 @@ def git_commit(repo_root: str = REPO_ROOT) -> str:
     return commit if completed.returncode == 0 and commit else "unknown"
 
 
+def git_dirty(repo_root: str = REPO_ROOT) -> Optional[bool]:
+    """Whether tracked files differ from ``HEAD`` (``git status --porcelain``, untracked files ignored: the
+    commit then does not say what ran); None outside a git checkout. Not cached: the tree may change during
+    a sweep."""
+    try:
+        completed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root,
+                                   capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(completed.stdout.strip()) if completed.returncode == 0 else None
+
+
 def _get(cfg, dotted: str, default: Any = None) -> Any:
     node = cfg
     for key in dotted.split("."):
@@ -107,6 +120,7 @@ def _card_fields(cfg, args) -> dict:
         "meta_ckpt": _get(cfg, "TRAINER.GRAM.META_CKPT", "") or "none",
         "meta_ckpt_fingerprint": meta_ckpt_fingerprint(cfg),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
     }
 
 

@@ -30,7 +30,8 @@ _ITEM = re.compile(r"^\* ([\w ]+): ([-+\d.,eE]+)%?\s*$", re.MULTILINE)
 
 @dataclass(frozen=True)
 class RunResult:
-    """The result of one run folder: metrics in percent, and ``results.json``'s other fields if any."""
+    """The result of one run folder: metrics in percent, and ``fields``: every field of ``results.json``, or
+    every ``* <name>: <value>`` line of the log's result block."""
 
     run_dir: str
     accuracy: float
@@ -97,6 +98,7 @@ def read_log_result(run_dir: str, test_log: bool = False) -> Optional[RunResult]
                 error=metrics.get("error"),
                 macro_f1=metrics.get("macro_f1"),
                 source=path,
+                fields=metrics,
             )
     return None
 

@@ -98,6 +98,40 @@ def parse_slots(gpus: str, jobs: Optional[int] = None) -> list[str]:
     return slots
 
 
+AUTO_SLOTS = "auto"
+
+
+def visible_gpu_count() -> int:
+    """CUDA devices this process can use (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def resolve_slots(gpus: str, jobs: Optional[int] = None) -> list[str]:
+    """``parse_slots`` for this machine: ``auto`` is every visible GPU (else the CPU), and GPU ids the machine
+    does not have are an error, in one line, instead of jobs that silently fall back to the CPU."""
+    count = None
+    if gpus.strip().lower() == AUTO_SLOTS:
+        count = visible_gpu_count()
+        gpus = ",".join(str(index) for index in range(count)) if count else "cpu"
+    slots = parse_slots(gpus, jobs)
+    gpu_slots = [slot for slot in slots if not slot.startswith(CPU_SLOT_PREFIX)]
+    if gpu_slots:
+        count = visible_gpu_count() if count is None else count
+        if count == 0:
+            raise ValueError(f"--gpus {gpus}: this machine has no CUDA device (torch.cuda.is_available() is "
+                             "False); use --gpus cpu to run on the CPU")
+        missing = [slot for slot in gpu_slots if int(slot) >= count]
+        if missing:
+            raise ValueError(f"--gpus {gpus}: no GPU {missing[0]} here ({count} visible: 0..{count - 1})")
+    return slots
+
+
+def all_cpu(slots: list[str]) -> bool:
+    return all(slot.startswith(CPU_SLOT_PREFIX) for slot in slots)
+
+
 def _environment(slot: str, cpu_threads: Optional[int] = None) -> dict:
     """The slot's environment: its GPU, and for CPU slots a share of the cores (``cpu_threads``) unless the
     user set ``OMP_NUM_THREADS`` (N jobs with all cores each would oversubscribe the CPU several times)."""

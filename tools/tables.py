@@ -13,7 +13,13 @@ Conventions (stated in every table's notes):
   the protocol has is labelled ``Average (k datasets)``: it is not comparable with the papers' average.
 - Transfer protocols (cross-dataset, DG, test-time): the average is over targets (ImageNet excluded).
 - Rows ``<method> (paper)`` and the ``(paper)`` columns come from ``tools/reference/*.csv``. A published
-  average is shown only beside an average over all of the paper's datasets (never beside the toy world's).
+  average is shown only beside an average over all of the paper's datasets (never beside the toy world's);
+  a ``(paper)`` column with no published number in it is left out.
+- Methods are listed in the order the trainers were given (the command line's); without one, each baseline
+  then its GRAM variant (``names.METHOD_ORDER``). Datasets are listed by their table name (``DTD``,
+  ``Flowers102``, ``ToyShapes``: the registry name in ``results.json`` through ``names.display_name``), in
+  the papers' column order.
+- Output: Markdown, CSV (a ``_std`` / ``_ci95`` column after each column of means) and LaTeX (booktabs).
 """
 import csv
 import io
@@ -69,6 +75,23 @@ def _markdown_cell(cell) -> str:
     return f"{cell:.2f}" if isinstance(cell, float) else str(cell)
 
 
+TEXT_COLUMNS = ("Method", "Dataset", "Experiment")
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(char, char) for char in text)
+
+
+def _latex_cell(cell) -> str:
+    if isinstance(cell, Stat):
+        if cell.spread is None or cell.n < 2:
+            return f"{cell.mean:.2f}"
+        return f"{cell.mean:.2f} $\\pm$ {cell.spread:.2f}"
+    return _latex_escape(_markdown_cell(cell))
+
+
 @dataclass
 class Table:
     """A titled table whose cells are strings, numbers, Stats or None (blank)."""
@@ -105,10 +128,35 @@ class Table:
             writer.writerow(line)
         return buffer.getvalue()
 
+    def to_latex(self) -> str:
+        """A booktabs ``tabular`` (``\\usepackage{booktabs}``), the title and notes as comments above it."""
+        spec = "".join("l" if header in TEXT_COLUMNS else "r" for header in self.headers)
+        lines = [f"% {_latex_escape(self.title)}"] + [f"% {note}" for note in self.notes]
+        lines += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
+                  " & ".join(_latex_escape(str(h)) for h in self.headers) + " \\\\", "\\midrule"]
+        for row in self.rows:
+            if str(row[0]).startswith("Average") or str(row[1] if len(row) > 1 else "").startswith("Average"):
+                if lines[-1] != "\\midrule":
+                    lines.append("\\midrule")
+            lines.append(" & ".join(_latex_cell(cell) for cell in row) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        return "\n".join(lines) + "\n"
+
+    def drop_empty_columns(self, headers: Iterable[str]) -> None:
+        """Remove the columns named in ``headers`` that hold no value in any row."""
+        for header in headers:
+            if header in self.headers:
+                index = self.headers.index(header)
+                if all(row[index] is None for row in self.rows):
+                    del self.headers[index]
+                    for row in self.rows:
+                        del row[index]
+
     def render(self, fmt: str) -> str:
-        if fmt not in ("md", "csv"):
-            raise ValueError(f"unknown table format {fmt!r}: expected md or csv")
-        return self.to_markdown() if fmt == "md" else self.to_csv()
+        renderers = {"md": self.to_markdown, "csv": self.to_csv, "tex": self.to_latex}
+        if fmt not in renderers:
+            raise ValueError(f"unknown table format {fmt!r}: expected md, csv or tex")
+        return renderers[fmt]()
 
 
 @dataclass(frozen=True)
@@ -130,6 +178,31 @@ class Run:
     def get(self, name: str, default=None):
         value = self.fields.get(name, default)
         return int(value) if name in ("shots", "seed") and value is not None else value
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's table name: from the registry name ``results.json`` records, else the folder's."""
+        return names.display_name(self.result.fields.get("dataset") or self.fields["dataset"])
+
+
+def shown_datasets(runs: list[Run]) -> dict[str, str]:
+    """Table name of each dataset the runs name, keyed by folder (config) name and by its display name."""
+    shown = {}
+    for run in runs:
+        shown[run.fields["dataset"]] = shown[names.display_name(run.fields["dataset"])] = run.dataset_name
+    return shown
+
+
+def ordered_methods(labels: Iterable[str], trainers: Optional[Iterable[str]] = None) -> list[str]:
+    """Method labels in the order of ``trainers`` (as given); the others after them in ``names.method_key``
+    order; several settings of one trainer (``CoOp [cfg]``) alphabetically."""
+    given = [trainer.replace("-", "_") for trainer in trainers or []]
+
+    def key(label: str) -> tuple:
+        trainer = _trainer_of(label)
+        return (0, given.index(trainer), label) if trainer in given else (1, names.method_key(trainer), label)
+
+    return sorted(set(labels), key=key)
 
 
 def classify(relative_path: str) -> Optional[tuple]:
@@ -239,10 +312,11 @@ def fewshot_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=N
     )
     published = reference.few_shot_average()
     datasets_expected = datasets or names.FEWSHOT_DATASETS
-    for label in sorted(cells):
+    shown = shown_datasets(selected)
+    for label in ordered_methods(cells, trainers):
         method_datasets = sorted(cells[label], key=names.order_key)
         for dataset in method_datasets:
-            row = [label, names.display_name(dataset)]
+            row = [label, shown[dataset]]
             row += [summarize((r.accuracy for r in cells[label][dataset][s]), ci95) if cells[label][dataset][s]
                     else None for s in shots_list]
             table.rows.append(row)
@@ -258,6 +332,9 @@ def fewshot_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=N
     return table
 
 
+PAPER_COLUMNS = ("Base (paper)", "New (paper)", "H (paper)")
+
+
 def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=None) -> Table:
     """Per dataset and method: base, new and H, beside the published numbers; then the averages."""
     selected = _in_datasets(_filter(runs, ("base2new",), trainers), datasets)
@@ -268,7 +345,7 @@ def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=
         stages[labels[run.method_key]][run.fields["dataset"]][run.fields["stage"]].append(run)
     table = Table(
         "Base-to-new generalization (%)",
-        ["Dataset", "Method", "Base", "New", "H", "Base (paper)", "New (paper)", "H (paper)"],
+        ["Dataset", "Method", "Base", "New", "H", *PAPER_COLUMNS],
         notes=_notes(
             ci95,
             "H = 2*Base*New/(Base+New) from the mean base and mean new accuracy",
@@ -279,8 +356,10 @@ def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=
     published = reference.base2new()
     per_label_base, per_label_new = defaultdict(dict), defaultdict(dict)
     datasets = sorted({d for per in stages.values() for d in per}, key=names.order_key)
+    shown = shown_datasets(selected)
+    methods = ordered_methods(stages, trainers)
     for dataset in datasets:
-        for label in sorted(stages):
+        for label in methods:
             runs_of = stages[label].get(dataset)
             if not runs_of:
                 continue
@@ -294,11 +373,11 @@ def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=
                 per_label_new[label][dataset] = _by_seed(new_runs)
             paper = published.get((_trainer_of(label), names.display_name(dataset)), {})
             table.rows.append(
-                [names.display_name(dataset), label, base, new,
+                [shown[dataset], label, base, new,
                  harmonic_mean(base.mean, new.mean) if base and new else None,
                  paper.get("base"), paper.get("new"), paper.get("hm")]
             )
-    for label in sorted(stages):
+    for label in methods:
         complete = sorted(set(per_label_base[label]) & set(per_label_new[label]), key=names.order_key)
         if not complete:
             continue
@@ -310,6 +389,7 @@ def base2new_table(runs: list[Run], trainers=None, ci95: bool = False, datasets=
             [_average_label(len(complete), len(datasets_expected)), label, base, new,
              harmonic_mean(base.mean, new.mean), paper.get("base"), paper.get("new"), paper.get("hm")]
         )
+    table.drop_empty_columns(PAPER_COLUMNS)
     return table
 
 
@@ -332,8 +412,9 @@ def _transfer_table(runs, trainers, ci95, title, source, targets, target_kind, p
         cells[labels[run.method_key]][names.display_name(run.fields["dataset"])].append(run)
     columns = sorted({d for per in cells.values() for d in per}, key=names.order_key)
     target_columns = [d for d in columns if d != names.display_name(source)]
-    table = Table(title, ["Method"] + columns + ["Target avg"], notes=_notes(ci95, note))
-    for label in sorted(cells):
+    shown = shown_datasets(selected)
+    table = Table(title, ["Method"] + [shown[d] for d in columns] + ["Target avg"], notes=_notes(ci95, note))
+    for label in ordered_methods(cells, trainers):
         row = [label] + [summarize((r.accuracy for r in cells[label][d]), ci95) if cells[label][d] else None
                          for d in columns]
         measured = {d: _by_seed(cells[label][d]) for d in target_columns if cells[label][d]}
@@ -419,9 +500,12 @@ def build_table(protocol: str, runs: list[Run], trainers=None, ci95: bool = Fals
     return transfer_table(protocol, runs, trainers, ci95, datasets, source)
 
 
+TABLE_FORMATS = ("md", "csv", "tex")
+
+
 def write_table(table: Table, path_stem: str) -> list[str]:
-    """Write ``<stem>.md`` and ``<stem>.csv`` (atomically); returns the two paths."""
+    """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.tex`` (atomically); returns the paths."""
     paths = []
-    for fmt in ("md", "csv"):
+    for fmt in TABLE_FORMATS:
         paths.append(write_text_atomically(f"{path_stem}.{fmt}", table.render(fmt)))
     return paths

@@ -1,3 +1,4 @@
+import trainers.backbone.quiet_clip  # noqa: F401  (first: openai-clip imports without its pkg_resources warning)
 import trainers.zsclip  # noqa: F401  (registers ZeroshotCLIP)
 import trainers.coop  # noqa: F401  (registers CoOp)
 import trainers.cocoop  # noqa: F401  (registers CoCoOp)

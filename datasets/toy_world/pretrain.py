@@ -28,6 +28,7 @@ import math
 import time
 from typing import Dict, List, Sequence, Tuple
 
+import trainers.backbone.quiet_clip  # noqa: F401,I001  (before clip: no pkg_resources warning)
 import clip
 import numpy as np
 import torch

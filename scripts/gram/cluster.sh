@@ -26,8 +26,8 @@ else
     # shellcheck disable=SC2086
     ${PYTHON} cluster.py \
         --corpus "${CORPUS}" \
-        --clip "${BACKBONE}" \
-        --out "${OUT}" \
+        --backbone "${BACKBONE}" \
+        --output-dir "${OUT}" \
         --method "${METHOD}" \
         --k "${K}" \
         --seed "${SEED}" \

@@ -24,6 +24,7 @@ from tools.protocols import (
 from tools.help_format import DefaultsHelpFormatter
 from tools.runner import AUTO_SLOTS, Job, all_cpu, parse_slots, resolve_slots, run_jobs
 
+META_SEED = "1"  # as scripts/gram/meta_train.sh (SEED) and demo.py
 FIGURES = {"fewshot": plots.fewshot_curves, "base2new": plots.base2new_bars}
 
 
@@ -99,7 +100,7 @@ def _meta_train_job(args, trainer: str, meta_ckpt: str) -> Job:
     config = args.meta_config or recipe.gram_cfg
     command = shlex.split(args.python) + [
         "meta_train.py", "--root", args.root, "--config-file", f"configs/gram/{config}.yaml",
-        "--split-file", args.split_file, "--output-dir", os.path.dirname(meta_ckpt),
+        "--split-file", args.split_file, "--output-dir", os.path.dirname(meta_ckpt), "--seed", META_SEED,
     ] + list(args.opts)
     return Job(f"meta_train:{meta_ckpt}", command, os.path.dirname(meta_ckpt), done_check=lambda _: os.path.isfile(
         os.path.join(REPO_ROOT, meta_ckpt)))

@@ -2,6 +2,7 @@
 # GRAM meta-training (after scripts/gram/cluster.sh): bash scripts/gram/meta_train.sh CFG SPLIT_FILE [OUT]
 # Writes OUT/meta_checkpoint.pth (OUT defaults to ${OUTPUT}/gram/CFG, where the GRAM scripts look for it).
 # OPTS ("KEY VALUE ...") are passed on, as by every script: e.g. MODEL.BACKBONE.NAME of a tiny CLIP checkpoint.
+# SEED (default 1) seeds meta-training, as it seeds cluster.sh.
 TRAINER=GRAM
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 need_args 2 "CFG SPLIT_FILE [OUT]" "$@"
@@ -18,5 +19,6 @@ else
         --config-file "configs/gram/${CFG}.yaml" \
         --split-file "${SPLIT}" \
         --output-dir "${OUT}" \
+        --seed "${SEED:-1}" \
         ${OPTS:-}
 fi

@@ -29,6 +29,7 @@ from sklearn.metrics import adjusted_rand_score
 from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 from trainers.gram.clustering import ClusteringSettings, build_split  # noqa: E402
 from trainers.gram.clustering.features import PairedFeatures  # noqa: E402
 from trainers.gram.clustering.planted import hierarchical_pairs, labels_at_depth  # noqa: E402
@@ -103,7 +104,7 @@ def _in_fresh_process(function, *args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--sizes", default="50000,200000,1000000", help="comma-separated pair counts")
     parser.add_argument("--compare-size", type=int, default=20000, help="pairs for the sklearn comparison (0: skip)")
     parser.add_argument("--dim", type=int, default=512, help="feature width per modality")

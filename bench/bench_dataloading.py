@@ -29,6 +29,7 @@ from tabulate import tabulate
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 from datasets.corpus import CorpusDataset  # noqa: E402
 from datasets.fixtures import build_corpus_fixture  # noqa: E402
 from trainers.backbone.tiny_clip import build_tiny_clip  # noqa: E402
@@ -72,7 +73,7 @@ def vit_b16_visual() -> torch.nn.Module:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--n", type=int, default=512, help="images in each generated corpus")
     parser.add_argument("--cases", default="320:224,320:32,64:32",
                         help="comma-separated SOURCE:RESOLUTION pairs: side of the stored JPEGs, CLIP input size")

@@ -25,6 +25,7 @@ from tabulate import tabulate  # noqa: E402
 
 import trainers  # noqa: E402,F401
 from tools.cli import default_cfg  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 from trainers.backbone.clip_loader import load_clip  # noqa: E402
 from trainers.backbone.tiny_clip import ensure_tiny_clip  # noqa: E402
 from trainers.gram.meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective  # noqa: E402
@@ -141,7 +142,7 @@ def step_costs(batch_size: int, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

@@ -35,6 +35,7 @@ from tabulate import tabulate  # noqa: E402
 
 import train  # noqa: E402
 from tools.tables import harmonic_mean  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 
 METHODS = ("CoOp", "CoCoOp", "VPT", "MaPLe")
 ZEROSHOT_CONFIG = "configs/trainers/CoOp/toy_b2n.yaml"
@@ -114,7 +115,7 @@ def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Se
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--root", default=os.path.join(REPO, "data", "toy"), help="the toy world (make demo)")
     parser.add_argument("--clip", default=None, help="CLIP checkpoint (default ROOT/toy_clip/toy_vit.pt)")
     parser.add_argument("--method", default="CoOp", choices=METHODS, help="the prompt method (default CoOp)")

@@ -23,6 +23,7 @@ from tabulate import tabulate  # noqa: E402
 import trainers  # noqa: E402,F401
 from datasets.toy_world import build_world  # noqa: E402
 from tools.cli import default_cfg  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 from trainers.backbone.clip_loader import checkpoint_fingerprint  # noqa: E402
 from trainers.backbone.tiny_clip import ensure_tiny_clip  # noqa: E402
 from trainers.gram.meta_checkpoint import MetaCheckpoint, save_meta_checkpoint  # noqa: E402
@@ -75,7 +76,7 @@ def latency(trainer, samples: int, tune: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--views", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from trainers.backbone.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 
 SPEED_CLASSES, SPEED_SHOTS, SPEED_EPOCHS = 10, 16, 3
 MEMORY_CLASSES, MEMORY_BATCH, MEMORY_STEPS = 1000, 32, 1
@@ -137,7 +138,7 @@ def bench_memory() -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--work-dir", default="", help="fixture data and checkpoints (default: a temp dir)")
     parser.add_argument("--part", choices=("speed", "memory", "all"), default="all")
     parser.add_argument("--out", default="", help="write the results as JSON here")

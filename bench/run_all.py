@@ -27,7 +27,8 @@ FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the issues' full sizes")
     parser.add_argument("--toy", action="store_true", help="also print the demo's toy-world table")
     parser.add_argument("--only", nargs="*", default=None, help="run only these scripts")

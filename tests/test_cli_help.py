@@ -2,6 +2,8 @@
 warning (openai-clip's, silenced where ``clip`` is imported, and only that one), and the entry points share
 flag names for the same thing."""
 import argparse
+import os
+import re
 import subprocess
 import sys
 
@@ -96,6 +98,19 @@ def test_old_flag_spellings_stay_aliases_of_the_shared_ones():
             assert old in action.option_strings and action.option_strings[0] == new, (program, old)
 
 
+def test_every_argument_parser_of_the_repository_states_defaults():
+    """Benchmarks and helpers too: every ``ArgumentParser(...)`` call passes a defaults formatter."""
+    calls = []
+    for folder in ("", "bench", "datasets", "tools"):
+        for name in sorted(os.listdir(os.path.join(REPO, folder))):
+            if name.endswith(".py"):
+                source = open(os.path.join(REPO, folder, name)).read()
+                calls += [(name, call) for call in re.findall(r"ArgumentParser\((.*?)\)\n", source, re.DOTALL)]
+    assert len(calls) >= len(PARSERS) + 8
+    assert all("formatter_class=" in call and "HelpFormatter" in call for _, call in calls), calls
+
+
+@pytest.mark.slow
 def test_every_help_prints_no_pkg_resources_warning():
     """``--help`` of every entry point, each in its own process (the warning comes once per process)."""
     commands = {program: [sys.executable, *(["-m", "datasets.fixtures"] if program == "datasets/fixtures.py"

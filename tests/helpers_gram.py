@@ -1,8 +1,8 @@
-"""Fixtures for the GRAM pipeline tests: a tiny captioned corpus, its encoded features and split."""
+"""Helpers of the GRAM pipeline tests: a tiny captioned corpus (clustered by the ``gram_split`` fixture of
+``conftest.py``) and meta-training runs on it."""
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from helpers_clip import COLORS
@@ -29,27 +29,6 @@ def write_caption_corpus(folder: str) -> str:
     with open(manifest, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return manifest
-
-
-@pytest.fixture(scope="session")
-def gram_split(tmp_path_factory, tiny_vit_checkpoint):
-    """``(split_file, manifest)`` for the tiny corpus, clustered into 4 domains by CLIP features."""
-    from datasets.corpus import ImageTextCorpus
-    from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
-    from trainers.backbone.transforms import clip_preprocess
-    from clustering import ClusteringSettings, build_split, encode_corpus, save_split
-
-    folder = str(tmp_path_factory.getbasetemp() / "gram_corpus")
-    manifest = write_caption_corpus(folder)
-    model = load_clip(tiny_vit_checkpoint).float().eval()
-    fingerprint = checkpoint_fingerprint(tiny_vit_checkpoint)
-    items = ((item.id, item.image, item.caption) for item in ImageTextCorpus(manifest))
-    out_dir = os.path.join(folder, "clusters")
-    encoded = encode_corpus(model, clip_preprocess(32), items, os.path.join(out_dir, "features"),
-                            clip_fingerprint=fingerprint, shard_size=64, batch_size=32, progress=False)
-    settings = ClusteringSettings(method="kmeans", k=4, niter=10, seed=1)
-    split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint)
-    return save_split(split, out_dir), manifest
 
 
 def meta_cfg(split_file, backbone, output_dir, opts=()):

@@ -20,10 +20,12 @@ from dassl.data import DataManager
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import load_pretrained_weights
 from tqdm import tqdm
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
 from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
+from trainers.config import config_section
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
 GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
@@ -109,6 +111,22 @@ class TestTimeTuner:
             prediction = self.logits(features[:1])
         self.reset()
         return prediction
+
+
+@config_section
+def tpt_config(cfg: CN) -> None:
+    """TPT's keys (``TRAINER.TPT``)."""
+    cfg.TRAINER.TPT = CN()
+    cfg.TRAINER.TPT.N_CTX = 4
+    cfg.TRAINER.TPT.CTX_INIT = "a photo of a"
+    cfg.TRAINER.TPT.PREC = "fp16"
+    cfg.TRAINER.TPT.N_VIEWS = 64  # the test image plus N_VIEWS - 1 augmented views
+    cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
+    cfg.TRAINER.TPT.LR = 5e-3
+    cfg.TRAINER.TPT.STEPS = 1
+    cfg.TRAINER.TPT.AUGMIX = False  # AugMix views (fine-grained sets) instead of random crops
+    cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
+    cfg.TRAINER.TPT.TEXT_CHUNK = 256
 
 
 @TRAINER_REGISTRY.register()

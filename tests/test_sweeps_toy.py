@@ -25,7 +25,7 @@ import pytest
 
 import parse_test_res
 import run_protocol
-from tools.protocol_card import file_fingerprint
+from fileio.hashing import file_fingerprint
 from helpers_clip import REPO, entry_point_env
 
 pytestmark = pytest.mark.slow  # end to end: the real entry points

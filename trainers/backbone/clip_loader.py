@@ -8,7 +8,6 @@ The model comes out as ``clip.model.build_model`` builds it (fp16 weights, eval 
 as CoOp's ``load_clip_to_cpu``. The file's kind is read from its zip entries before it is opened (a TorchScript
 archive holds ``code/`` and ``constants.pkl``), so a consumed file handle is never re-read.
 """
-import hashlib
 import os
 import warnings
 import zipfile
@@ -18,12 +17,12 @@ import torch
 from clip import clip as openai_clip
 from clip.model import CLIP, build_model
 
+from fileio.hashing import file_fingerprint
+
 _DEFAULT_CACHE = os.path.join("~", ".cache", "clip")
 _TEXT_KEYS = ("positional_embedding", "token_embedding.weight", "ln_final.weight", "text_projection")
 _VIT_KEYS = ("visual.proj", "visual.conv1.weight", "visual.positional_embedding")
 _RESNET_KEYS = ("visual.layer1.0.conv1.weight", "visual.attnpool.positional_embedding")
-
-_fingerprints: Dict[tuple, str] = {}
 
 
 class CLIPCheckpointError(RuntimeError):
@@ -156,12 +155,4 @@ def load_clip_to_cpu(cfg) -> CLIP:
 
 def checkpoint_fingerprint(backbone_name: str) -> str:
     """First 16 hex digits of the sha256 of the checkpoint file (recorded next to derived data)."""
-    path = os.path.realpath(resolve_checkpoint_path(backbone_name))
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    cached: Optional[str] = _fingerprints.get(key)
-    if cached is None:
-        with open(path, "rb") as weights:
-            cached = hashlib.file_digest(weights, "sha256").hexdigest()[:16]
-        _fingerprints[key] = cached
-    return cached
+    return file_fingerprint(resolve_checkpoint_path(backbone_name))

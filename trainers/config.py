@@ -134,6 +134,8 @@ def _add_gram(cfg: CN) -> None:
 def extend_cfg(cfg: CN) -> None:
     """Add the keys of every trainer in this toolbox (and CoOp's dataset keys) to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+    # images of a class folder in the file system's listing order (CoOp's) or "sorted" (see datasets/base.py)
+    cfg.DATASET.IMAGE_ORDER = "filesystem"
     _add_coop(cfg)
     _add_cocoop(cfg)
     _add_zsclip(cfg)

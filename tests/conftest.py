@@ -6,7 +6,7 @@ import os
 import pytest
 
 from helpers_clip import RN_TEST_SIZES
-from helpers_gram import write_caption_corpus
+from helpers_gram import cluster_caption_corpus
 from testing.tiny_clip import ensure_tiny_clip
 
 
@@ -33,19 +33,4 @@ def dataset_root(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def gram_split(tmp_path_factory, tiny_vit_checkpoint):
     """``(split_file, manifest)`` for the tiny corpus, clustered into 4 domains by CLIP features."""
-    from clustering import ClusteringSettings, build_split, encode_corpus, save_split
-    from datasets.corpus import ImageTextCorpus
-    from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
-    from trainers.backbone.transforms import clip_preprocess
-
-    folder = str(tmp_path_factory.getbasetemp() / "gram_corpus")
-    manifest = write_caption_corpus(folder)
-    model = load_clip(tiny_vit_checkpoint).float().eval()
-    fingerprint = checkpoint_fingerprint(tiny_vit_checkpoint)
-    items = ((item.id, item.image, item.caption) for item in ImageTextCorpus(manifest))
-    out_dir = os.path.join(folder, "clusters")
-    encoded = encode_corpus(model, clip_preprocess(32), items, os.path.join(out_dir, "features"),
-                            clip_fingerprint=fingerprint, shard_size=64, batch_size=32, progress=False)
-    settings = ClusteringSettings(method="kmeans", k=4, niter=10, seed=1)
-    split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint)
-    return save_split(split, out_dir), manifest
+    return cluster_caption_corpus(str(tmp_path_factory.getbasetemp() / "gram_corpus"), tiny_vit_checkpoint)

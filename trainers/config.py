@@ -1,4 +1,4 @@
-"""The toolbox's config tree: Dassl's defaults, CoOp's dataset key and one section per trainer.
+"""The toolbox's config tree: Dassl's defaults, the dataset keys and one section per trainer.
 
 Each trainer module declares its own keys beside its class, in a function decorated with
 ``config_section`` (``trainers/coop.py`` holds ``TRAINER.COOP``, ``trainers/gram_trainers.py``
@@ -24,7 +24,9 @@ def config_section(add_keys: ConfigSection) -> ConfigSection:
 
 
 def extend_cfg(cfg: CN) -> None:
-    """Add CoOp's dataset key and every declared trainer section to ``cfg``."""
+    """Add the dataset keys (CoOp's ``SUBSAMPLE_CLASSES``, ``IMAGE_ORDER``) and every declared trainer section to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+    # images of a class folder in the file system's listing order (CoOp's) or "sorted" (see datasets/base.py)
+    cfg.DATASET.IMAGE_ORDER = "filesystem"
     for add_keys in _SECTIONS.values():
         add_keys(cfg)

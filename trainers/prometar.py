@@ -41,13 +41,12 @@ from yacs.config import CfgNode as CN
 
 from trainers.backbone.attention import twice_differentiable
 from trainers.backbone.precision import autocast_context
-from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.backbone.prompt_trainer import PromptTrainer, TensorDict
 from trainers.backbone.templates import ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
 from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
-TensorDict = Dict[str, torch.Tensor]
 
 
 def zero_shot_text_features(clip_model: CLIP, classnames: List[str], templates: List[str], chunk: int) -> torch.Tensor:

@@ -538,9 +538,8 @@ def _write_shards(root: str, entries: list, shard_size: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tools.help_format import DefaultsHelpFormatter
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--root", "--out", dest="root", required=True,
                         help="folder to write the fixtures into (DATASET.ROOT)")
     parser.add_argument("--datasets", nargs="*", default=list(FIXTURE_BUILDERS), help="DATASET.NAMEs")

@@ -28,7 +28,7 @@ import sys
 import pytest
 
 from datasets import fixtures
-from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401 (fixture)
+from helpers_clip import REPO, entry_point_env
 
 README = os.path.join(REPO, "README.md")
 SKIP_MARK = re.compile(r"<!--\s*README test: not run \((?P<reason>[^)]+)\)\s*-->\s*$")

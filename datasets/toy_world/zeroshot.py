@@ -5,6 +5,7 @@ CLIP's own full-length ``encode_text``; images are CLIP-normalised at their stor
 """
 from typing import Sequence
 
+import trainers.backbone.quiet_clip  # noqa: F401,I001  (before clip: no pkg_resources warning)
 import clip
 import numpy as np
 import torch

@@ -3,7 +3,8 @@ version check), and setuptools warns that ``pkg_resources is deprecated`` in eve
 
 Importing this module installs a filter for exactly that warning, raised from that module; every other
 warning, from clip or elsewhere, is shown as before. ``trainers`` imports it first, so any import of ``clip``
-through the toolbox is covered; a module that imports ``clip`` outside ``trainers`` imports this first.
+through the trainers is covered; a module outside ``trainers`` that imports ``clip`` itself (the clustering
+stage's encoder, the toy world, the tiny test CLIPs) imports this first.
 """
 import warnings
 

@@ -7,7 +7,6 @@ checkpoint made with another CLIP, or for prompts of another shape, is refused w
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
@@ -15,7 +14,8 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .clustering.atomic import atomic_write
+from fileio.atomic import write_atomically
+
 from .regulator import regulator_from_config
 
 FORMAT = "gram-meta-checkpoint/1"
@@ -44,15 +44,6 @@ class MetaCheckpoint:
         return regulator.eval()
 
 
-def file_fingerprint(path: str) -> str:
-    """First 16 hex digits of the file's sha256 (as recorded in logs and results)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
     """Write ``checkpoint`` to ``path`` atomically."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -60,7 +51,7 @@ def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
     payload = {"format": FORMAT, **asdict(checkpoint)}
     payload["prompt_init"] = {k: v.detach().cpu().float() for k, v in checkpoint.prompt_init.items()}
     payload["regulator_state"] = {k: v.detach().cpu() for k, v in checkpoint.regulator_state.items()}
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    write_atomically(path, lambda handle: torch.save(payload, handle), binary=True)
 
 
 def load_meta_checkpoint(path: str) -> MetaCheckpoint:

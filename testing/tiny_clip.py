@@ -9,10 +9,11 @@ widths must be multiples of 64 because ``build_model`` infers ``heads = width //
 import os
 from typing import Tuple, Union
 
+import trainers.backbone.quiet_clip  # noqa: F401,I001  (before clip: no pkg_resources warning)
 import torch
 from clip.model import CLIP
 
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 from trainers.backbone.clip_loader import load_clip_state_dict
 
 VisionLayers = Union[int, Tuple[int, int, int, int]]

@@ -27,12 +27,13 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
+import trainers.backbone.quiet_clip  # noqa: F401,I001  (before clip: no pkg_resources warning)
 import clip
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import save_npy_atomic, write_json_atomic
+from fileio.atomic import save_npy_atomic, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = 1

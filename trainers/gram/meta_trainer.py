@@ -145,8 +145,9 @@ class MetaTrainer(TrainerBase):
             inner_lr=self.gram.INNER_LR, inner_steps=self.gram.INNER_STEPS, first_order=self.gram.FIRST_ORDER,
             consistency_weight=self.gram.CONSISTENCY_WEIGHT, gradient_similarity=self.gram.GRADIENT_SIMILARITY)
         self.learner = MetaLearner(self.prompt_params, self.regulator, make_pair_loss(self.model), self.settings)
-        self.sampler = self._sampler(seed=max(cfg.SEED, 0))
-        self.val_tasks = self._sampler(seed=max(cfg.SEED, 0) + 10_000).sample_tasks(self.gram.VAL_TASKS)
+        self.seed = max(cfg.SEED, 0)  # SEED -1 (no fixed seed, train.py's default) draws as seed 0 does
+        self.sampler = self._sampler(seed=self.seed)
+        self.val_tasks = self._sampler(seed=self.seed + 10_000).sample_tasks(self.gram.VAL_TASKS)
         self.validation_history: List[Dict[str, float]] = []
 
     def _sampler(self, seed: int) -> TaskSampler:
@@ -184,7 +185,7 @@ class MetaTrainer(TrainerBase):
         iters = self.gram.ITERS_PER_EPOCH
         for self.batch_idx in range(iters):
             step = self.sampler.step
-            tasks = [self.meta_task(t, mix_seed=(self.cfg.SEED, step, i))
+            tasks = [self.meta_task(t, mix_seed=(self.seed, step, i))
                      for i, t in enumerate(self.sampler.sample_tasks(self.gram.META_BATCH))]
             self.state.sampler_step.fill_(self.sampler.step)
             stats = self.learner.step(tasks, self.optim)
@@ -242,7 +243,7 @@ class MetaTrainer(TrainerBase):
         regulator = StructureInducedRegulator(shapes, encoder.num_features, gram.RANK, gram.GATE_HIDDEN).to(self.device)
         optimizer = torch.optim.Adam(regulator.parameters(), lr=self.cfg.OPTIM.LR)
         logits_fn = make_pair_logits(self.model)
-        sampler = self._sampler(seed=max(self.cfg.SEED, 0) + 20_000)
+        sampler = self._sampler(seed=self.seed + 20_000)
         meter = AverageMeter()
         for step in range(gram.TTA_ITERS):
             losses = []

@@ -11,6 +11,8 @@ Choices beyond CoOp's code, each recorded where it is made:
 - Few-shot sampling seeds Python's ``random`` with ``cfg.SEED`` just for the draw and restores the previous
   state afterwards. In CoOp's ``train.py`` nothing draws from ``random`` between ``set_random_seed`` and the
   draw, so the same seed picks the same images as CoOp; here the result no longer depends on what ran before.
+- Few-shot caches are unpickled admitting only ``Datum`` and builtin types (``tools.safe_pickle``); a file
+  naming anything else is refused, not rebuilt, so the user learns that it was tampered with.
 - A cached few-shot split that names items absent from the current split (data moved, split replaced, class
   renamed) or cannot be unpickled is rebuilt, with a message, instead of failing later at image-reading time;
   with the seeding above, the rebuilt split holds the same images whenever the split itself is unchanged.
@@ -34,6 +36,7 @@ from typing import Any, Iterable, Sequence
 from dassl.data.datasets import Datum, DatasetBase
 
 from tools.atomic import write_atomically
+from tools.safe_pickle import UnsafePickleError, load_datum_pickle
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FEWSHOT_DIRNAME = "split_fewshot"
@@ -280,9 +283,10 @@ def _read_fewshot_cache(
     cache_path: str, train: list[Datum], val: list[Datum] | None
 ) -> tuple[list[Datum], list[Datum] | None] | None:
     try:
-        with open(cache_path, "rb") as file:
-            cached = pickle.load(file)
+        cached = load_datum_pickle(cache_path)
         cached_train, cached_val = cached["train"], cached.get("val")
+    except UnsafePickleError:
+        raise
     except Exception as error:  # any unreadable cache is rebuilt, never trusted
         print(f"Warning: could not read few-shot cache {cache_path} ({error!r}); rebuilding it")
         return None

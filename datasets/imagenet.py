@@ -3,7 +3,8 @@
 The val set is the test set and also serves as validation (CoOp). Labels follow the sorted wnid folders of
 ``train/``; class names come from ``classnames.txt`` (CLIP's names). The full listing is cached in
 ``imagenet/preprocessed.pkl`` (``{"train": [...], "test": [...]}``, as CoOp's) and rebuilt if its images
-are gone (data moved). Few-shot caches hold only ``train``.
+are gone (data moved); it is unpickled admitting only ``Datum`` and builtin types (``tools.safe_pickle``).
+Few-shot caches hold only ``train``.
 """
 import os
 import pickle
@@ -11,6 +12,7 @@ import pickle
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 
 from tools.atomic import write_atomically
+from tools.safe_pickle import UnsafePickleError, load_datum_pickle
 
 from . import base
 from .imagenet_folders import CLASSNAMES_FILE, read_class_folders, read_classnames
@@ -57,9 +59,10 @@ class ImageNet(base.CoOpStyleDataset):
         if not os.path.exists(self.preprocessed):
             return None
         try:
-            with open(self.preprocessed, "rb") as file:
-                cached = pickle.load(file)
+            cached = load_datum_pickle(self.preprocessed)
             train, test = cached["train"], cached["test"]
+        except UnsafePickleError:
+            raise
         except Exception as error:  # an unreadable cache is rebuilt, never trusted
             print(f"Warning: could not read {self.preprocessed} ({error!r}); rebuilding it")
             return None

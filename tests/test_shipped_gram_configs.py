@@ -20,7 +20,8 @@ from helpers_clip import REPO, tiny_vit_checkpoint  # noqa: F401 (fixture)
 from helpers_gram import gram_split  # noqa: F401 (fixture)
 from trainers.gram.meta_checkpoint import load_meta_checkpoint
 
-CONFIGS = sorted(os.path.splitext(os.path.basename(path))[0] for path in glob.glob(os.path.join(REPO, "configs/gram/*.yaml")))
+CONFIGS = sorted(os.path.splitext(os.path.basename(path))[0]
+                 for path in glob.glob(os.path.join(REPO, "configs/gram/*.yaml")))
 SMALL = ("OPTIM.MAX_EPOCH 1 TRAINER.GRAM.ITERS_PER_EPOCH 1 TRAINER.GRAM.META_BATCH 1 TRAINER.GRAM.VAL_TASKS 1 "
          "TRAINER.GRAM.SUPPORT_SIZE 4 TRAINER.GRAM.QUERY_SIZE 4 TRAINER.GRAM.TTA_ITERS 1 TRAINER.GRAM.TTA_IMAGES 1 "
          "TRAINER.VPT.PROMPT_DEPTH_VISION 2 TRAINER.MAPLE.PROMPT_DEPTH 2")

@@ -29,8 +29,15 @@ def canonical_trainer_name(name: str) -> str:
     raise UsageError(f"unknown trainer '{name}'; registered trainers: {', '.join(sorted(registered))}")
 
 
+YAML_EXTENSIONS = (".yaml", ".yml")
+
+
 def merge_file(cfg, path: str, what: str) -> None:
-    """Merge a YAML file into ``cfg``, naming the file when it is missing or has an unknown key."""
+    """Merge a YAML file into ``cfg``, naming the file when it is missing or has an unknown key.
+    Only YAML is read: yacs would execute a ``.py`` config file."""
+    if os.path.splitext(path)[1].lower() not in YAML_EXTENSIONS:
+        raise UsageError(f"{what} {path}: expected a YAML file ({', '.join(YAML_EXTENSIONS)}); "
+                         "Python config files are not accepted (they would be executed)")
     if not os.path.isfile(path):
         raise UsageError(f"{what} not found: {path}")
     try:

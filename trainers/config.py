@@ -134,6 +134,8 @@ def _add_gram(cfg: CN) -> None:
 def extend_cfg(cfg: CN) -> None:
     """Add the keys of every trainer in this toolbox (and CoOp's dataset keys) to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+    # opt-in to unpickle checkpoints (prompt and meta) that torch.load(weights_only=True) refuses: trusted files only
+    cfg.TRAIN.ALLOW_PICKLED_CHECKPOINTS = False
     _add_coop(cfg)
     _add_cocoop(cfg)
     _add_zsclip(cfg)

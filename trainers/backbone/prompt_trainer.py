@@ -18,10 +18,11 @@ from clip.model import CLIP
 from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import load_checkpoint, load_pretrained_weights
+from dassl.utils import load_pretrained_weights
 from torch import nn
 
 from trainers.backbone.clip_loader import load_clip_to_cpu
+from trainers.dassl_compat import load_checkpoint_file
 from trainers.backbone.deep_prompts import VisualEncoder
 from trainers.backbone.feature_cache import CachedFeatureLoader, cached_train_loader
 from trainers.backbone.precision import (apply_precision, autocast_context, check_precision, make_grad_scaler,
@@ -225,7 +226,7 @@ class PromptTrainer(TrainerX):
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
-            checkpoint = load_checkpoint(model_path)
+            checkpoint = load_checkpoint_file(model_path, self.cfg)
             state_dict = {k: v for k, v in checkpoint["state_dict"].items() if k not in FROZEN_PROMPT_BUFFERS}
             print(f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint["epoch"]})')
             try:

@@ -137,6 +137,12 @@ class TrainerBase:
                 model_name=model_name,
             )
 
+    @property
+    def allow_pickled_checkpoints(self) -> bool:
+        """``TRAIN.ALLOW_PICKLED_CHECKPOINTS``: the explicit opt-in to unpickle checkpoints in full."""
+        cfg = self.__dict__.get("cfg")
+        return bool(cfg is not None and cfg.TRAIN.get("ALLOW_PICKLED_CHECKPOINTS", False))
+
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume every model from ``directory/<name>/checkpoint``; returns the epoch to start from (0 if none)."""
         names = self.get_model_names()
@@ -147,7 +153,8 @@ class TrainerBase:
         start_epoch = 0
         for name in names:
             start_epoch = resume_from_checkpoint(
-                osp.join(directory, name), self._models[name], self._optims[name], self._scheds[name]
+                osp.join(directory, name), self._models[name], self._optims[name], self._scheds[name],
+                allow_pickle=self.allow_pickled_checkpoints,
             )
         return start_epoch
 
@@ -161,7 +168,7 @@ class TrainerBase:
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f"No model at {model_path}")
-            checkpoint = load_checkpoint(model_path)
+            checkpoint = load_checkpoint(model_path, allow_pickle=self.allow_pickled_checkpoints)
             state_dict = checkpoint["state_dict"]
             check_state_dict_matches(self._models[name], state_dict, model_path, name)
             val_result = checkpoint.get("val_result")
@@ -323,7 +330,7 @@ class SimpleTrainer(TrainerBase):
         print("Building model")
         self.model = SimpleNet(cfg, cfg.MODEL, self.num_classes)
         if cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS)
+            load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS, allow_pickle=self.allow_pickled_checkpoints)
         self.model.to(self.device)
         print(f"# params: {count_num_param(self.model):,}")
         self.optim = build_optimizer(self.model, cfg.OPTIM)

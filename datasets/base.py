@@ -67,7 +67,8 @@ def rename_classes(items: Iterable[Datum], new_cnames: dict[str, str]) -> list[D
 def read_split(filepath: str, path_prefix: str) -> Split:
     """Read a ``split_zhou_*.json`` file; image paths in it are relative to ``path_prefix``.
 
-    Raises with the first entry whose image does not exist, or that is not ``[path, label, class name]``.
+    Raises with the first entry whose image does not exist, or that is not ``[path, label, class name]``, and
+    when the labels are not the integers 0..n-1 with one class name each (``check_labels``).
     """
     print(f"Reading split from {filepath}")
     try:
@@ -80,7 +81,25 @@ def read_split(filepath: str, path_prefix: str) -> Split:
             f"{filepath}: expected a JSON object with lists 'train', 'val' and 'test' of "
             "[image path, label, class name]"
         )
-    return tuple(_entries_to_data(split[name], path_prefix, f"{filepath}: {name}") for name in SPLIT_NAMES)
+    data = tuple(_entries_to_data(split[name], path_prefix, f"{filepath}: {name}") for name in SPLIT_NAMES)
+    check_labels(dict(zip(SPLIT_NAMES, data)), filepath)
+    return data
+
+
+def check_labels(splits: dict[str, Sequence[Datum]], where: str) -> None:
+    """Refuse labels that are not 0..n-1 (each used) or a label carrying two class names; ``where`` names the file."""
+    names: dict[int, tuple[str, str]] = {}
+    for split_name, items in splits.items():
+        for index, item in enumerate(items):
+            first = names.setdefault(item.label, (item.classname, f"{split_name}[{index}]"))
+            if first[0] != item.classname:
+                raise ValueError(f"{where}: label {item.label} has two class names, {first[0]!r} ({first[1]}) and "
+                                 f"{item.classname!r} ({split_name}[{index}]); expected one class name per label")
+    missing = sorted(set(range(len(names))) - set(names))
+    if missing:
+        extra = sorted(label for label in names if not 0 <= label < len(names))
+        raise ValueError(f"{where}: labels must be 0..{len(names) - 1} for {len(names)} classes, but label "
+                         f"{missing[0]} is unused and label {extra[0]} ({names[extra[0]][1]}) is out of range")
 
 
 def _entries_to_data(entries: list, path_prefix: str, where: str) -> list[Datum]:
@@ -88,9 +107,10 @@ def _entries_to_data(entries: list, path_prefix: str, where: str) -> list[Datum]
     for index, entry in enumerate(entries):
         try:
             relpath, label, classname = entry
-            label = int(label)
         except (TypeError, ValueError):
             raise ValueError(f"{where}[{index}] = {entry!r} is not [image path, label, class name]") from None
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise ValueError(f"{where}[{index}] = {entry!r}: the label must be an integer, got {label!r}")
         impath = os.path.join(path_prefix, relpath)
         items.append(checked_datum(impath, label, classname, f"{where}[{index}] ({relpath!r})"))
     return items

@@ -6,6 +6,8 @@ import os
 import pytest
 
 from datasets.base import read_split
+from helpers_clip import tiny_vit_checkpoint  # noqa: F401 (fixture)
+from helpers_gram import build_meta_trainer, gram_split  # noqa: F401 (fixture)
 
 NUM_CLASSES = 6
 
@@ -51,3 +53,58 @@ def test_split_file_with_contiguous_labels_reads(tmp_path):
     path, images = write_split(tmp_path, good_entries())
     train, val, test = read_split(path, images)
     assert sorted({item.label for item in train}) == list(range(NUM_CLASSES))
+
+
+@pytest.mark.scenario("meta_train.py", "bad input")
+def test_meta_training_refuses_a_feature_cache_with_nan_rows(gram_split, tiny_vit_checkpoint, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from trainers.gram.clustering import FeatureError
+
+    split_file, _ = gram_split
+    cache = str(tmp_path / "features")
+    shutil.copytree(os.path.join(os.path.dirname(split_file), "features"), cache)
+    shard = os.path.join(cache, "shard_00000.image.npy")
+    features = np.load(shard)
+    features[[3, 5]] = np.nan
+    np.save(shard, features)
+    with pytest.raises(FeatureError) as error:
+        build_meta_trainer(split_file, tiny_vit_checkpoint, str(tmp_path / "meta"), ["TRAINER.GRAM.FEATURE_CACHE", cache])
+    assert one_line(error).startswith(f"feature cache {cache}: 2 feature row(s) contain NaN")
+    assert "row 3 (corpus id" in str(error.value) and "row 5 (corpus id" in str(error.value)
+    assert not os.path.exists(tmp_path / "meta" / "meta_checkpoint.pth")
+
+
+@pytest.fixture
+def fingerprinted_split(gram_split, tmp_path):
+    """gram_split's split, recording its corpus's fingerprint as cluster.py does."""
+    from datasets.corpus import corpus_fingerprint
+    from trainers.gram.clustering import load_split, save_split
+
+    split_file, manifest = gram_split
+    split = load_split(split_file)
+    split.settings.update(corpus=manifest, corpus_fingerprint=corpus_fingerprint(manifest),
+                          feature_cache=os.path.join(os.path.dirname(split_file), "features"))
+    return save_split(split, str(tmp_path / "split")), manifest
+
+
+VPT_OPTS = ["TRAINER.GRAM.METHOD", "VPT", "TRAINER.VPT.PROMPT_DEPTH_VISION", 2, "TRAINER.VPT.N_CTX_VISION", 2]
+
+
+@pytest.mark.scenario("meta_train.py", "bad input")
+def test_meta_training_refuses_pixels_from_another_corpus(fingerprinted_split, tiny_vit_checkpoint, tmp_path):
+    from trainers.gram.clustering import SplitFileError
+
+    split_file, manifest = fingerprinted_split
+    other = os.path.join(os.path.dirname(manifest), "other.tsv")  # same ids, other captions: other images
+    with open(manifest) as source, open(other, "w") as target:
+        target.write(source.read().replace("picture", "photo"))
+    with pytest.raises(SplitFileError) as error:
+        build_meta_trainer(split_file, tiny_vit_checkpoint, str(tmp_path / "meta"),
+                           VPT_OPTS + ["TRAINER.GRAM.CORPUS", other])
+    assert one_line(error).startswith(f"corpus {other} (fingerprint") and manifest in str(error.value)
+    trainer = build_meta_trainer(split_file, tiny_vit_checkpoint, str(tmp_path / "meta"),
+                                 VPT_OPTS + ["TRAINER.GRAM.CORPUS", manifest])
+    assert len(trainer.images.images) == trainer.split.num_pairs

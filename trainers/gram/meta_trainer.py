@@ -32,6 +32,7 @@ from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
 from trainers.backbone.transforms import clip_preprocess
 
 from .clustering import TaskSampler, load_encoded, load_split
+from .clustering.features import refuse_nonfinite_rows
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
 from .mixin import trainable_prompt_parameters
@@ -125,9 +126,14 @@ class MetaTrainer(TrainerBase):
             or os.path.join(os.path.dirname(os.path.abspath(split_path)), "features")
         self.encoded = load_encoded(cache_dir, expected_clip_fingerprint=self.clip_fingerprint)
         self.split.check_corpus_ids(self.encoded.ids, source=f"feature cache {cache_dir}")
+        refuse_nonfinite_rows(self.encoded.image, self.encoded.text, self.encoded.ids, f"feature cache {cache_dir}")
 
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
         factory = PromptModelFactory(cfg, self.gram.METHOD)
+        if not factory.image_tower_frozen and self.gram.CORPUS:
+            from datasets.corpus import corpus_fingerprint
+
+            self.split.check_corpus_source(self.gram.CORPUS, corpus_fingerprint(self.gram.CORPUS), split_path)
         self.model = factory.build(clip_model).to(self.device)
         self.images = (torch.from_numpy(self.encoded.image) if factory.image_tower_frozen
                        else PixelStore(self.gram.CORPUS, self.encoded.ids, clip_model.visual.input_resolution))

@@ -24,6 +24,7 @@ from tabulate import tabulate
 from torch.utils.data import DataLoader
 
 from datasets.corpus import CorpusDataset, CorpusStats, ImageTextCorpus, corpus_fingerprint
+from tools.atomic import NO_SPACE
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.precision import apply_precision
 from trainers.backbone.transforms import clip_preprocess
@@ -137,6 +138,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run(args)
     except (ValueError, FileNotFoundError, CLIPCheckpointError) as error:
         print(f"cluster.py: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        print(f"cluster.py: {error.strerror}", file=sys.stderr)
         return 2
     return 0
 

@@ -9,13 +9,31 @@ without the toolbox on its path.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from typing import IO, Callable
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(path: str, error: OSError) -> OSError:
+    """The ``OSError`` for a write that ran out of space, its ``strerror`` one line naming the file and the
+    free space (what the entry points print)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1024:.0f} KiB free"
+    except OSError:
+        free = "free space unknown"
+    return OSError(error.errno, f"cannot write {path}: {error.strerror} ({free} on {folder}); the earlier files "
+                                "there are intact")
+
+
 def write_atomically(path: str, write: Callable[[IO], None], binary: bool = False) -> str:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then move it onto ``path``; return path."""
+    """Call ``write(handle)`` on a temporary file beside ``path``, then move it onto ``path``; return path.
+    A full disk raises ``disk_full_error``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -26,9 +44,11 @@ def write_atomically(path: str, write: Callable[[IO], None], binary: bool = Fals
             os.fsync(handle.fileno())
         os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; a saved file gets the usual permissions
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            raise disk_full_error(path, error) from None
         raise
     return path
 

@@ -8,6 +8,7 @@ from dassl.config import get_cfg_default
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import set_random_seed, setup_logger
 
+from tools.atomic import NO_SPACE
 from trainers.config import extend_cfg
 
 
@@ -93,8 +94,12 @@ def one_line_errors():
 
 
 def run_entry_point(main: Callable, parser, program: str) -> None:
-    """``main(parsed args)``, exiting with one line ``<program>: error: ...`` on a usage error."""
+    """``main(parsed args)``, exiting with one line ``<program>: error: ...`` on a usage error or a full disk."""
     try:
         main(parser.parse_args())
     except UsageError as err:
         sys.exit(f"{program}: error: {err}")
+    except OSError as err:
+        if err.errno not in NO_SPACE or os.environ.get("GRAM_TRACEBACK") == "1":
+            raise
+        sys.exit(f"{program}: error: {err.strerror}")

@@ -35,6 +35,7 @@ from dassl.utils import (
     load_checkpoint,
     load_pretrained_weights,
     mkdir_if_missing,
+    remove_stale_temporaries,
     resume_from_checkpoint,
     save_checkpoint,
     tolist_if_not,
@@ -144,8 +145,11 @@ class TrainerBase:
         return bool(cfg is not None and cfg.TRAIN.get("ALLOW_PICKLED_CHECKPOINTS", False))
 
     def resume_model_if_exist(self, directory: str) -> int:
-        """Resume every model from ``directory/<name>/checkpoint``; returns the epoch to start from (0 if none)."""
+        """Resume every model from ``directory/<name>/checkpoint``; returns the epoch to start from (0 if none).
+        Temporaries of checkpoint writes an earlier, killed run left there are removed first."""
         names = self.get_model_names()
+        for folder in [directory] + [osp.join(directory, name) for name in names]:
+            remove_stale_temporaries(folder)
         if not names or not all(osp.isfile(osp.join(directory, name, POINTER_FILE)) for name in names):
             print("No checkpoint found, train from scratch")
             return 0

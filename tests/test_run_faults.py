@@ -1,0 +1,120 @@
+"""Faults while a run writes its checkpoints: a process killed mid-write, a full disk. The run folder stays
+usable, the restarted run ends with the weights of an uninterrupted one, and the user reads one line."""
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dassl.utils import DiskFullError, load_checkpoint, set_random_seed
+from engine_fixtures import TinyLinear, linear_weights, make_cfg, write_tiny_colors
+from helpers_clip import entry_point_env
+from tools.atomic import write_atomically
+from tools.cli import run_entry_point
+
+OPTS = ("TRAIN.CHECKPOINT_FREQ", 1)
+KILLED_WRITE = """
+import os, signal, sys
+from dassl.utils import write_atomic
+
+def write_then_die(handle):
+    handle.write(b"half a checkpoint")
+    handle.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+write_atomic(sys.argv[1], write_then_die, mode="wb")
+"""
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_colors")
+    write_tiny_colors(str(root))
+    return str(root)
+
+
+def run(cfg):
+    set_random_seed(cfg.SEED)
+    trainer = TinyLinear(cfg)
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_root, tmp_path_factory):
+    return linear_weights(run(make_cfg(data_root, str(tmp_path_factory.mktemp("full")), *OPTS)))
+
+
+def temporaries(folder):
+    return [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+@pytest.mark.scenario("train.py", "fault")
+def test_temporary_left_by_a_kill_during_a_checkpoint_write_is_removed_on_restart(data_root, uninterrupted, tmp_path,
+                                                                                  capsys):
+    model_dir = tmp_path / "run" / "linear"
+    model_dir.mkdir(parents=True)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(model_dir / "model.pth.tar-1")],
+                            env=entry_point_env(), capture_output=True, timeout=120)
+    assert killed.returncode == -9 and len(temporaries(model_dir)) == 1  # what kill -9 leaves
+    resumed = run(make_cfg(data_root, str(tmp_path / "run"), *OPTS))
+    assert temporaries(model_dir) == [] and "Removed 1 temporary file(s)" in capsys.readouterr().out
+    assert torch.equal(linear_weights(resumed), uninterrupted)
+
+
+class NoSpaceLeft:
+    """``torch.save`` that fails like a full disk for the checkpoint of ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch, self.save = epoch, torch.save
+
+    def __call__(self, state, handle, *args, **kwargs):
+        if isinstance(state, dict) and state.get("epoch") == self.epoch:
+            handle.write(b"part of it")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.save(state, handle, *args, **kwargs)
+
+
+@pytest.mark.scenario("train.py", "fault")
+def test_full_disk_while_writing_a_checkpoint_is_one_line_and_earlier_checkpoints_survive(
+        data_root, uninterrupted, tmp_path, monkeypatch):
+    cfg = make_cfg(data_root, str(tmp_path / "run"), *OPTS)
+    model_dir = tmp_path / "run" / "linear"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", NoSpaceLeft(epoch=2))
+        with pytest.raises(DiskFullError) as error:
+            run(cfg)
+    message = str(error.value)
+    assert message.startswith(f"cannot write {model_dir / 'model.pth.tar-2'}: No space left on device (")
+    assert "KiB free on" in message and "\n" not in message
+    assert temporaries(model_dir) == [] and not (model_dir / "model.pth.tar-2").exists()
+    assert load_checkpoint(str(model_dir / "model.pth.tar-1"))["epoch"] == 1
+    assert (model_dir / "checkpoint").read_text().strip() == "model.pth.tar-1"
+    resumed = run(cfg)  # space freed: the run resumes from epoch 1 and ends as if nothing happened
+    assert resumed.start_epoch == 1 and torch.equal(linear_weights(resumed), uninterrupted)
+
+
+def test_entry_points_report_a_full_disk_in_one_line(tmp_path, capsys):
+    def main(args):
+        raise DiskFullError(str(tmp_path / "model.pth.tar-3"), OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+    class Parser:
+        def parse_args(self):
+            return None
+
+    with pytest.raises(SystemExit) as exit_:
+        run_entry_point(main, Parser(), "train.py")
+    assert str(exit_.value.code).startswith(f"train.py: error: cannot write {tmp_path / 'model.pth.tar-3'}: No space")
+
+
+def test_full_disk_in_the_toolbox_writers_names_the_file(tmp_path):
+    def full(handle):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    path = str(tmp_path / "results.json")
+    with pytest.raises(OSError) as error:
+        write_atomically(path, full)
+    assert error.value.strerror.startswith(f"cannot write {path}: No space left on device")
+    assert os.listdir(tmp_path) == []

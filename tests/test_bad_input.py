@@ -6,7 +6,7 @@ import os
 import pytest
 
 from datasets.base import read_split
-from helpers_clip import tiny_vit_checkpoint  # noqa: F401 (fixture)
+from helpers_clip import build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
 from helpers_gram import build_meta_trainer, gram_split  # noqa: F401 (fixture)
 
 NUM_CLASSES = 6
@@ -108,3 +108,21 @@ def test_meta_training_refuses_pixels_from_another_corpus(fingerprinted_split, t
     trainer = build_meta_trainer(split_file, tiny_vit_checkpoint, str(tmp_path / "meta"),
                                  VPT_OPTS + ["TRAINER.GRAM.CORPUS", manifest])
     assert len(trainer.images.images) == trainer.split.num_pairs
+
+
+@pytest.mark.scenario("train.py", "bad input")
+def test_prompts_trained_with_another_clip_are_refused(dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint,
+                                                       tmp_path):
+    from trainers.backbone.clip_loader import checkpoint_fingerprint
+
+    config, opts = "configs/trainers/CoOp/tiny_ep10.yaml", ["OPTIM.MAX_EPOCH", 1, "TEST.NO_TEST", True]
+    resnet_run = build_clip_trainer("CoOp", config, dataset_root, str(tmp_path / "rn"), tiny_rn_checkpoint, opts)
+    resnet_run.train()
+    vit_run = build_clip_trainer("CoOp", config, dataset_root, str(tmp_path / "vit"), tiny_vit_checkpoint, opts)
+    assert vit_run.model.prompt_learner.ctx.shape == resnet_run.model.prompt_learner.ctx.shape  # would load silently
+    with pytest.raises(ValueError) as error:
+        vit_run.load_model(str(tmp_path / "rn"), epoch=1)
+    message = one_line(error)
+    assert f"was trained with CLIP {tiny_rn_checkpoint} (fingerprint {checkpoint_fingerprint(tiny_rn_checkpoint)})" \
+        in message and f"this run's CLIP is {tiny_vit_checkpoint} (fingerprint" in message
+    resnet_run.load_model(str(tmp_path / "rn"), epoch=1)  # the CLIP it was trained with loads it

@@ -132,6 +132,7 @@ class TrainerBase:
                     "scheduler": sched.state_dict() if sched is not None else None,
                     "val_result": val_result,
                     "rng_state": rng_state,
+                    **self.checkpoint_metadata(),
                 },
                 osp.join(directory, name),
                 is_best=is_best,
@@ -143,6 +144,10 @@ class TrainerBase:
         """``TRAIN.ALLOW_PICKLED_CHECKPOINTS``: the explicit opt-in to unpickle checkpoints in full."""
         cfg = self.__dict__.get("cfg")
         return bool(cfg is not None and cfg.TRAIN.get("ALLOW_PICKLED_CHECKPOINTS", False))
+
+    def checkpoint_metadata(self) -> Dict[str, object]:
+        """Extra plain entries (strings, numbers) every checkpoint of this trainer carries (hook; none here)."""
+        return {}
 
     def resume_model_if_exist(self, directory: str) -> int:
         """Resume every model from ``directory/<name>/checkpoint``; returns the epoch to start from (0 if none).

@@ -20,6 +20,9 @@ Choices beyond CoOp's code, each recorded where it is made:
   classes is printed (stdout, which Dassl's logger writes to ``log.txt``).
 - Class folders and image names are sorted before a split is drawn, so a newly generated split does not
   depend on the file system's listing order.
+- ``DATASET.SKIP_UNREADABLE_IMAGES`` (off by default, so a damaged file is an error naming it): every image
+  of the few-shot train, val and test sets is decoded once before training and the unreadable ones are
+  dropped and counted; a class may then have fewer than K shots.
 - Split files and caches are written atomically (temporary file in the same folder, then ``os.replace``).
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
 from dassl.data.datasets import Datum, DatasetBase
+from PIL import Image
 
 from tools.atomic import write_atomically
 from tools.safe_pickle import UnsafePickleError, load_datum_pickle
@@ -333,6 +337,36 @@ def _write_fewshot_cache(cache_path: str, train: list[Datum], val: list[Datum] |
         print(f"Warning: could not write few-shot cache {cache_path} ({error}); continuing without it")
 
 
+def unreadable_reason(path: str) -> str | None:
+    """Why ``path`` cannot be decoded as an image (None when it can): the whole file is decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def drop_unreadable_images(splits: dict[str, list[Datum]]) -> dict[str, list[Datum]]:
+    """``DATASET.SKIP_UNREADABLE_IMAGES``: decode every image once, drop those that fail, say how many and which."""
+    kept, dropped = {}, []
+    reasons: dict[str, str | None] = {}
+    for name, items in splits.items():
+        kept[name] = []
+        for item in items:
+            if item.impath not in reasons:
+                reasons[item.impath] = unreadable_reason(item.impath)
+            if reasons[item.impath] is None:
+                kept[name].append(item)
+            else:
+                dropped.append((name, item.impath))
+    if dropped:
+        per_split = ", ".join(f"{name} {sum(1 for s, _ in dropped if s == name)}" for name in splits)
+        examples = "; ".join(f"{path} ({reasons[path]})" for _, path in dropped[:3])
+        print(f"Skipped {len(dropped)} unreadable image(s) (DATASET.SKIP_UNREADABLE_IMAGES; {per_split}): {examples}")
+    return kept
+
+
 class CoOpStyleDataset(DatasetBase):
     """A dataset in CoOp's layout: ``<DATASET.ROOT>/<dataset_dir>/<image folder>`` plus a split file.
 
@@ -364,6 +398,8 @@ class CoOpStyleDataset(DatasetBase):
             val = test
         else:
             train, val, test = subsample_classes(train, val, test, subsample=subsample)
+        if cfg.DATASET.get("SKIP_UNREADABLE_IMAGES", False):
+            train, val, test = drop_unreadable_images({"train": train, "val": val, "test": test}).values()
         super().__init__(train_x=train, val=val, test=test)
 
     def find_image_dir(self) -> str:

@@ -2,11 +2,12 @@
 split/corpus mismatches, unreadable images."""
 import json
 import os
+import sys
 
 import pytest
 
 from datasets.base import read_split
-from helpers_clip import build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
+from helpers_clip import REPO, build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
 from helpers_gram import build_meta_trainer, gram_split  # noqa: F401 (fixture)
 
 NUM_CLASSES = 6
@@ -126,3 +127,55 @@ def test_prompts_trained_with_another_clip_are_refused(dataset_root, tiny_rn_che
     assert f"was trained with CLIP {tiny_rn_checkpoint} (fingerprint {checkpoint_fingerprint(tiny_rn_checkpoint)})" \
         in message and f"this run's CLIP is {tiny_vit_checkpoint} (fingerprint" in message
     resnet_run.load_model(str(tmp_path / "rn"), epoch=1)  # the CLIP it was trained with loads it
+
+
+@pytest.fixture(scope="module")
+def damaged_textures(tmp_path_factory):
+    """A DTD fixture with one training JPEG cut in half."""
+    from datasets.fixtures import build_fixture
+
+    root = str(tmp_path_factory.mktemp("damaged"))
+    fixture = build_fixture("DescribableTextures", root, num_classes=2, images_per_class=6)
+    with open(os.path.join(fixture.dataset_dir, "split_zhou_DescribableTextures.json")) as handle:
+        relpath = json.load(handle)["train"][0][0]
+    broken = os.path.join(fixture.dataset_dir, "images", relpath)
+    with open(broken, "rb") as handle:
+        data = handle.read()
+    with open(broken, "wb") as handle:
+        handle.write(data[: len(data) // 3])
+    return root, broken
+
+
+def train_textures(root, output, backbone, *opts):
+    import train as train_py
+
+    argv = ["--root", root, "--trainer", "CoOp", "--config-file", "configs/trainers/CoOp/tiny_ep10.yaml",
+            "--output-dir", output, "--seed", "1", "DATASET.NAME", "DescribableTextures", "MODEL.BACKBONE.NAME",
+            backbone, "OPTIM.MAX_EPOCH", "1", *opts]
+    train_py.main(train_py.build_parser().parse_args(argv), env_info=False)
+
+
+@pytest.mark.scenario("train.py", "bad input")
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_unreadable_training_image_is_one_line_naming_it(damaged_textures, tiny_vit_checkpoint, tmp_path, monkeypatch,
+                                                         workers):
+    from tools.cli import UsageError
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    root, broken = damaged_textures
+    with pytest.raises(UsageError) as error:
+        train_textures(root, str(tmp_path / "run"), tiny_vit_checkpoint, "DATALOADER.NUM_WORKERS", workers)
+    assert one_line(error).startswith(f"Cannot read image {broken}: ")
+    assert "DATASET.SKIP_UNREADABLE_IMAGES True" in str(error.value)
+
+
+def test_unreadable_images_are_skipped_and_counted_on_request(damaged_textures, tiny_vit_checkpoint, tmp_path,
+                                                              monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    root, broken = damaged_textures
+    train_textures(root, str(tmp_path / "run"), tiny_vit_checkpoint, "DATASET.SKIP_UNREADABLE_IMAGES", "True")
+    out = capsys.readouterr().out
+    assert "Skipped 1 unreadable image(s) (DATASET.SKIP_UNREADABLE_IMAGES; train 1, val 0, test 0): " + broken in out
+    assert os.path.isfile(tmp_path / "run" / "results.json")

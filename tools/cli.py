@@ -93,6 +93,23 @@ def one_line_errors():
         raise UsageError(message) from err
 
 
+UNREADABLE_IMAGE = "Cannot read image "  # how dassl.utils.read_image names a file it cannot decode
+
+
+@contextlib.contextmanager
+def one_line_image_errors():
+    """Turn an image that cannot be decoded, met while training or testing (in this process or a DataLoader
+    worker, whose error carries the worker's traceback), into one line naming the file and the opt-in skip."""
+    try:
+        yield
+    except OSError as err:
+        text = str(err)
+        if UNREADABLE_IMAGE not in text or os.environ.get("GRAM_TRACEBACK") == "1":
+            raise
+        line = text[text.rindex(UNREADABLE_IMAGE):].splitlines()[0]
+        raise UsageError(f"{line} (DATASET.SKIP_UNREADABLE_IMAGES True skips unreadable images)") from err
+
+
 def run_entry_point(main: Callable, parser, program: str) -> None:
     """``main(parsed args)``, exiting with one line ``<program>: error: ...`` on a usage error or a full disk."""
     try:

@@ -134,6 +134,7 @@ def _add_gram(cfg: CN) -> None:
 def extend_cfg(cfg: CN) -> None:
     """Add the keys of every trainer in this toolbox (and CoOp's dataset keys) to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+    cfg.DATASET.SKIP_UNREADABLE_IMAGES = False  # opt-in: decode every image first, drop (and count) unreadable ones
     # opt-in to unpickle checkpoints (prompt and meta) that torch.load(weights_only=True) refuses: trusted files only
     cfg.TRAIN.ALLOW_PICKLED_CHECKPOINTS = False
     _add_coop(cfg)

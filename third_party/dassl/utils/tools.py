@@ -26,6 +26,7 @@ __all__ = [
     "DiskFullError",
     "set_random_seed",
     "read_image",
+    "UnreadableImageError",
     "collect_env_info",
     "listdir_nohidden",
     "get_most_similar_str_to_a_from_b",
@@ -136,6 +137,10 @@ def set_random_seed(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+class UnreadableImageError(OSError):
+    """An image file that cannot be decoded; the message is ``Cannot read image <path>: <reason>``."""
+
+
 def read_image(path: str) -> Image.Image:
     """Read an image as an RGB ``PIL.Image``; a missing or unreadable file raises naming it."""
     try:
@@ -144,7 +149,7 @@ def read_image(path: str) -> Image.Image:
     except FileNotFoundError:
         raise FileNotFoundError(f"No image file at {path}") from None
     except (OSError, PIL.UnidentifiedImageError) as err:
-        raise OSError(f"Cannot read image {path}: {err}") from None
+        raise UnreadableImageError(f"Cannot read image {path}: {err}") from None
 
 
 def collect_env_info() -> str:

@@ -93,3 +93,29 @@ def test_manifest_that_is_not_utf8_is_named_with_its_line(tmp_path, checkpoint, 
     assert run_cluster(corpus.source, checkpoint, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
     assert err.startswith(f"cluster.py: {corpus.source}:4: not UTF-8 text (byte 0xe9") 
+
+
+@pytest.mark.scenario("cluster.py", "fault")
+def test_full_disk_while_writing_the_split_then_a_rerun_writes_the_same_split(tmp_path, checkpoint, capsys,
+                                                                               monkeypatch):
+    import errno
+
+    import numpy as np
+
+    corpus = build_corpus_fixture(str(tmp_path / "corpus"), n=N, fmt="tsv")
+    assert run_cluster(corpus.source, checkpoint, tmp_path / "full") == 0
+
+    def full(fd):  # a full disk shows when the written blocks are flushed
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", full)
+        assert run_cluster(corpus.source, checkpoint, tmp_path / "cut") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"cluster.py: cannot write {tmp_path / 'cut'}") and "No space left on device (" in err
+    assert not (tmp_path / "cut" / "split.json").exists()
+    assert run_cluster(corpus.source, checkpoint, tmp_path / "cut") == 0
+    full_split, cut_split = load_split(str(tmp_path / "full")), load_split(str(tmp_path / "cut"))
+    assert cut_split.corpus_ids == full_split.corpus_ids
+    for full_level, cut_level in zip(full_split.levels, cut_split.levels):
+        assert np.array_equal(full_level.assignment, cut_level.assignment)

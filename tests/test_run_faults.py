@@ -10,7 +10,8 @@ import torch
 
 from dassl.utils import DiskFullError, load_checkpoint, set_random_seed
 from engine_fixtures import TinyLinear, linear_weights, make_cfg, write_tiny_colors
-from helpers_clip import entry_point_env
+from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401 (fixture)
+from helpers_gram import gram_split  # noqa: F401 (fixture)
 from tools.atomic import write_atomically
 from tools.cli import run_entry_point
 
@@ -118,3 +119,43 @@ def test_full_disk_in_the_toolbox_writers_names_the_file(tmp_path):
         write_atomically(path, full)
     assert error.value.strerror.startswith(f"cannot write {path}: No space left on device")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.scenario("meta_train.py", "fault")
+def test_full_disk_while_writing_the_meta_checkpoint_then_a_rerun_writes_the_same_one(gram_split, tiny_vit_checkpoint,
+                                                                                       tmp_path, monkeypatch, capsys):
+    import meta_train
+    from trainers.gram.meta_checkpoint import load_meta_checkpoint
+
+    monkeypatch.setattr(sys, "stdout", sys.stdout)
+    split_file, _ = gram_split
+
+    def meta(output):
+        argv = ["--config-file", os.path.join(REPO, "configs/gram/tiny_coop.yaml"), "--split-file", split_file,
+                "--output-dir", output, "--seed", "1", "MODEL.BACKBONE.NAME", tiny_vit_checkpoint,
+                "TRAINER.GRAM.ITERS_PER_EPOCH", "1", "TRAINER.GRAM.VAL_TASKS", "1"]
+        monkeypatch.setattr(sys, "argv", ["meta_train.py", *argv])
+        run_entry_point(meta_train.main, meta_train.build_parser(), "meta_train.py")
+        return os.path.join(output, "meta_checkpoint.pth")
+
+    reference = load_meta_checkpoint(meta(str(tmp_path / "full")))
+    save = torch.save
+
+    def full_for_meta_checkpoints(obj, handle, *args, **kwargs):
+        if isinstance(obj, dict) and str(obj.get("format", "")).startswith("gram-meta-checkpoint"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return save(obj, handle, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", full_for_meta_checkpoints)
+        with pytest.raises(SystemExit) as exit_:
+            meta(str(tmp_path / "cut"))
+    message = str(exit_.value.code)
+    assert message.startswith(f"meta_train.py: error: cannot write {tmp_path / 'cut' / 'meta_checkpoint.pth'}: No "
+                              "space left on device (") and "\n" not in message
+    resumed = load_meta_checkpoint(meta(str(tmp_path / "cut")))  # resumes at the last epoch, writes it again
+    assert "Previous epoch: 2" in capsys.readouterr().out
+    for name, tensor in reference.prompt_init.items():
+        assert torch.equal(resumed.prompt_init[name], tensor)
+    for name, tensor in reference.regulator_state.items():
+        assert torch.equal(resumed.regulator_state[name], tensor)

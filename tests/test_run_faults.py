@@ -121,24 +121,39 @@ def test_full_disk_in_the_toolbox_writers_names_the_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.scenario("meta_train.py", "fault")
-def test_full_disk_while_writing_the_meta_checkpoint_then_a_rerun_writes_the_same_one(gram_split, tiny_vit_checkpoint,
-                                                                                       tmp_path, monkeypatch, capsys):
+def meta_train_into(output, split_file, clip, monkeypatch):
+    """meta_train.py (tiny config, seed 1) run in this process as from the shell; returns its meta checkpoint."""
     import meta_train
+
+    argv = ["--config-file", os.path.join(REPO, "configs/gram/tiny_coop.yaml"), "--split-file", split_file,
+            "--output-dir", output, "--seed", "1", "MODEL.BACKBONE.NAME", clip,
+            "TRAINER.GRAM.ITERS_PER_EPOCH", "1", "TRAINER.GRAM.VAL_TASKS", "1"]
+    monkeypatch.setattr(sys, "argv", ["meta_train.py", *argv])
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # its logger replaces stdout; put it back after
+    run_entry_point(meta_train.main, meta_train.build_parser(), "meta_train.py")
+    return os.path.join(output, "meta_checkpoint.pth")
+
+
+@pytest.fixture(scope="module")
+def reference_meta_checkpoint(gram_split, tiny_vit_checkpoint, tmp_path_factory):
     from trainers.gram.meta_checkpoint import load_meta_checkpoint
 
-    monkeypatch.setattr(sys, "stdout", sys.stdout)
-    split_file, _ = gram_split
+    with pytest.MonkeyPatch.context() as patch:
+        output = str(tmp_path_factory.mktemp("meta_full"))
+        return load_meta_checkpoint(meta_train_into(output, gram_split[0], tiny_vit_checkpoint, patch))
 
-    def meta(output):
-        argv = ["--config-file", os.path.join(REPO, "configs/gram/tiny_coop.yaml"), "--split-file", split_file,
-                "--output-dir", output, "--seed", "1", "MODEL.BACKBONE.NAME", tiny_vit_checkpoint,
-                "TRAINER.GRAM.ITERS_PER_EPOCH", "1", "TRAINER.GRAM.VAL_TASKS", "1"]
-        monkeypatch.setattr(sys, "argv", ["meta_train.py", *argv])
-        run_entry_point(meta_train.main, meta_train.build_parser(), "meta_train.py")
-        return os.path.join(output, "meta_checkpoint.pth")
 
-    reference = load_meta_checkpoint(meta(str(tmp_path / "full")))
+def assert_same_meta_checkpoint(checkpoint, reference):
+    for field in ("prompt_init", "regulator_state"):
+        for name, tensor in getattr(reference, field).items():
+            assert torch.equal(getattr(checkpoint, field)[name], tensor), name
+
+
+@pytest.mark.scenario("meta_train.py", "fault")
+def test_full_disk_while_writing_the_meta_checkpoint_then_a_rerun_writes_the_same_one(
+        gram_split, tiny_vit_checkpoint, reference_meta_checkpoint, tmp_path, monkeypatch, capsys):
+    from trainers.gram.meta_checkpoint import load_meta_checkpoint
+
     save = torch.save
 
     def full_for_meta_checkpoints(obj, handle, *args, **kwargs):
@@ -146,16 +161,29 @@ def test_full_disk_while_writing_the_meta_checkpoint_then_a_rerun_writes_the_sam
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return save(obj, handle, *args, **kwargs)
 
+    output = str(tmp_path / "cut")
     with monkeypatch.context() as patch:
         patch.setattr(torch, "save", full_for_meta_checkpoints)
         with pytest.raises(SystemExit) as exit_:
-            meta(str(tmp_path / "cut"))
+            meta_train_into(output, gram_split[0], tiny_vit_checkpoint, patch)
     message = str(exit_.value.code)
     assert message.startswith(f"meta_train.py: error: cannot write {tmp_path / 'cut' / 'meta_checkpoint.pth'}: No "
                               "space left on device (") and "\n" not in message
-    resumed = load_meta_checkpoint(meta(str(tmp_path / "cut")))  # resumes at the last epoch, writes it again
+    resumed = meta_train_into(output, gram_split[0], tiny_vit_checkpoint, monkeypatch)  # resumes at the last epoch
     assert "Previous epoch: 2" in capsys.readouterr().out
-    for name, tensor in reference.prompt_init.items():
-        assert torch.equal(resumed.prompt_init[name], tensor)
-    for name, tensor in reference.regulator_state.items():
-        assert torch.equal(resumed.regulator_state[name], tensor)
+    assert_same_meta_checkpoint(load_meta_checkpoint(resumed), reference_meta_checkpoint)
+
+
+@pytest.mark.scenario("meta_train.py", "fault")
+def test_meta_training_after_a_kill_during_a_checkpoint_write_ends_as_an_uninterrupted_run(
+        gram_split, tiny_vit_checkpoint, reference_meta_checkpoint, tmp_path, monkeypatch):
+    from trainers.gram.meta_checkpoint import load_meta_checkpoint
+
+    model_dir = tmp_path / "run" / "meta"
+    model_dir.mkdir(parents=True)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(model_dir / "model.pth.tar-1")],
+                            env=entry_point_env(), capture_output=True, timeout=120)
+    assert killed.returncode == -9 and len(temporaries(model_dir)) == 1
+    path = meta_train_into(str(tmp_path / "run"), gram_split[0], tiny_vit_checkpoint, monkeypatch)
+    assert temporaries(model_dir) == []
+    assert_same_meta_checkpoint(load_meta_checkpoint(path), reference_meta_checkpoint)

@@ -92,7 +92,8 @@ def test_meta_checkpoints_are_written_in_a_weights_only_form(tmp_path):
     assert loaded.test_time["temperature"] == 0.1
 
 
-@pytest.mark.parametrize("program", ["train.py", "meta_train.py"])
+@pytest.mark.parametrize("program", [pytest.param(program, marks=pytest.mark.scenario(program, "bad input"))
+                                     for program in ("train.py", "meta_train.py")])
 def test_python_config_files_are_not_executed(tmp_path, marker, program):
     from tools.cli import UsageError, default_cfg, merge_file
 

@@ -11,7 +11,7 @@ Choices beyond CoOp's code, each recorded where it is made:
 - Few-shot sampling seeds Python's ``random`` with ``cfg.SEED`` just for the draw and restores the previous
   state afterwards. In CoOp's ``train.py`` nothing draws from ``random`` between ``set_random_seed`` and the
   draw, so the same seed picks the same images as CoOp; here the result no longer depends on what ran before.
-- Few-shot caches are unpickled admitting only ``Datum`` and builtin types (``tools.safe_pickle``); a file
+- Few-shot caches are unpickled admitting only ``Datum`` and builtin types (``fileio.safe_pickle``); a file
   naming anything else is refused, not rebuilt, so the user learns that it was tampered with.
 - A cached few-shot split that names items absent from the current split (data moved, split replaced, class
   renamed) or cannot be unpickled is rebuilt, with a message, instead of failing later at image-reading time;
@@ -39,8 +39,8 @@ from typing import Any, Iterable, Sequence
 from dassl.data.datasets import Datum, DatasetBase
 from PIL import Image
 
-from tools.atomic import write_atomically
-from tools.safe_pickle import UnsafePickleError, load_datum_pickle
+from fileio.atomic import write_atomically
+from fileio.safe_pickle import UnsafePickleError, load_datum_pickle
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FEWSHOT_DIRNAME = "split_fewshot"

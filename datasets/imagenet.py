@@ -3,7 +3,7 @@
 The val set is the test set and also serves as validation (CoOp). Labels follow the sorted wnid folders of
 ``train/``; class names come from ``classnames.txt`` (CLIP's names). The full listing is cached in
 ``imagenet/preprocessed.pkl`` (``{"train": [...], "test": [...]}``, as CoOp's) and rebuilt if its images
-are gone (data moved); it is unpickled admitting only ``Datum`` and builtin types (``tools.safe_pickle``).
+are gone (data moved); it is unpickled admitting only ``Datum`` and builtin types (``fileio.safe_pickle``).
 Few-shot caches hold only ``train``.
 """
 import os
@@ -11,8 +11,8 @@ import pickle
 
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 
-from tools.atomic import write_atomically
-from tools.safe_pickle import UnsafePickleError, load_datum_pickle
+from fileio.atomic import write_atomically
+from fileio.safe_pickle import UnsafePickleError, load_datum_pickle
 
 from . import base
 from .imagenet_folders import CLASSNAMES_FILE, read_class_folders, read_classnames

@@ -62,7 +62,7 @@ def test_meta_training_refuses_a_feature_cache_with_nan_rows(gram_split, tiny_vi
 
     import numpy as np
 
-    from trainers.gram.clustering import FeatureError
+    from clustering import FeatureError
 
     split_file, _ = gram_split
     cache = str(tmp_path / "features")
@@ -82,7 +82,7 @@ def test_meta_training_refuses_a_feature_cache_with_nan_rows(gram_split, tiny_vi
 def fingerprinted_split(gram_split, tmp_path):
     """gram_split's split, recording its corpus's fingerprint as cluster.py does."""
     from datasets.corpus import corpus_fingerprint
-    from trainers.gram.clustering import load_split, save_split
+    from clustering import load_split, save_split
 
     split_file, manifest = gram_split
     split = load_split(split_file)
@@ -96,7 +96,7 @@ VPT_OPTS = ["TRAINER.GRAM.METHOD", "VPT", "TRAINER.VPT.PROMPT_DEPTH_VISION", 2, 
 
 @pytest.mark.scenario("meta_train.py", "bad input")
 def test_meta_training_refuses_pixels_from_another_corpus(fingerprinted_split, tiny_vit_checkpoint, tmp_path):
-    from trainers.gram.clustering import SplitFileError
+    from clustering import SplitFileError
 
     split_file, manifest = fingerprinted_split
     other = os.path.join(os.path.dirname(manifest), "other.tsv")  # same ids, other captions: other images

@@ -8,8 +8,8 @@ import pytest
 import cluster
 from datasets.corpus import ImageTextCorpus
 from datasets.fixtures import build_corpus_fixture
-from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict
-from trainers.gram.clustering import load_split
+from testing.tiny_clip import build_tiny_clip, save_clip_state_dict
+from clustering import load_split
 
 N, SHARD = 24, 8
 

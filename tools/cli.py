@@ -8,7 +8,7 @@ from dassl.config import get_cfg_default
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import set_random_seed, setup_logger
 
-from tools.atomic import NO_SPACE
+from fileio.atomic import NO_SPACE
 from trainers.config import extend_cfg
 
 

@@ -21,7 +21,7 @@ import json
 import os
 from typing import Iterator, Optional
 
-from tools.atomic import write_text_atomically
+from fileio.atomic import write_text_atomically
 from tools.cli import UsageError, check_output_dir
 from tools.protocol_card import card_fields, file_fingerprint
 
@@ -56,7 +56,7 @@ def train_settings(cfg, args) -> dict:
 def meta_train_settings(cfg, args) -> dict:
     """What a ``meta_train.py`` run in a folder must keep to resume there."""
     from tools.protocol_card import clip_fingerprint
-    from trainers.gram.clustering.split_file import header_path
+    from clustering.split_file import header_path
 
     split = header_path(cfg.TRAINER.GRAM.SPLIT_FILE) if cfg.TRAINER.GRAM.SPLIT_FILE else ""
     return {"program": "meta_train.py", "config": args.config_file or "", "seed": cfg.SEED,

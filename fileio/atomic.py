@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
 from typing import IO, Callable
+
+import numpy as np
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -56,3 +59,14 @@ def write_atomically(path: str, write: Callable[[IO], None], binary: bool = Fals
 def write_text_atomically(path: str, text: str) -> str:
     """Write ``text`` to ``path`` atomically; return path."""
     return write_atomically(path, lambda handle: handle.write(text))
+
+
+def write_json_atomic(path: str, payload: object) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    text = json.dumps(payload, indent=1, sort_keys=True).encode("utf-8")
+    write_atomically(path, lambda stream: stream.write(text), binary=True)
+
+
+def save_npy_atomic(path: str, array: np.ndarray) -> None:
+    """Write one array in ``.npy`` format, atomically."""
+    write_atomically(path, lambda stream: np.save(stream, array, allow_pickle=False), binary=True)

@@ -50,9 +50,9 @@ def test_resuming_a_finished_run_with_other_settings_is_refused(finished_run, da
         train(dataset_root, finished_run, tiny_vit_checkpoint, "DATASET.NUM_SHOTS", "8", "OPTIM.LR", "0.05", seed="2")
     message = str(error.value)
     assert message.startswith(f"output dir {finished_run} holds a run with other settings (") and "\n" not in message
-    assert "optim.LR is 0.002 there but 0.05 now" in message  # the first setting that differs, by name
+    assert "(seed is 1 there but 2 now; shots is -1 there but 8 now; optim.LR is 0.002 there but 0.05 now" in message
     assert result(finished_run) == before  # nothing claims seed 2 with seed 1's accuracy
-    with pytest.raises(UsageError, match="seed is 1 there but 2 now"):
+    with pytest.raises(UsageError, match=r"other settings \(seed is 1 there but 2 now\)"):
         train(dataset_root, finished_run, tiny_vit_checkpoint, seed="2")
 
 

@@ -5,7 +5,7 @@ check, a run with another seed, shot count, config or CLIP started into a finish
 someone else's weights and report them under its own settings. So the first run in a folder writes
 ``run_settings.json`` (seed, shots, config files, trainer, dataset, CLIP and meta-checkpoint fingerprints, the
 OPTIM section but its MAX_EPOCH, the TRAINER section), and a later run there with other settings is refused
-in one line naming the first setting that differs. Raising ``OPTIM.MAX_EPOCH`` to train a finished run
+in one line naming the settings that differ. Raising ``OPTIM.MAX_EPOCH`` to train a finished run
 further stays allowed. ``--eval-only`` runs load a model instead of resuming one: they take the lock but
 record nothing.
 
@@ -27,6 +27,7 @@ from tools.protocol_card import card_fields, file_fingerprint
 
 SETTINGS_FILE = "run_settings.json"
 LOCK_FILE = ".run.lock"
+SHOWN_DIFFERENCES = 3
 CARD_SETTINGS = ("trainer", "dataset", "dataset_config", "config", "seed", "shots", "subsample", "clip_fingerprint",
                  "meta_ckpt_fingerprint")
 
@@ -65,16 +66,16 @@ def meta_train_settings(cfg, args) -> dict:
             "optim": _optim_settings(cfg), "trainer_settings": _plain(cfg.TRAINER)}
 
 
-def _first_difference(recorded: dict, settings: dict, prefix: str = "") -> Optional[str]:
-    for key in sorted(set(recorded) | set(settings)):
+def _differences(recorded: dict, settings: dict, prefix: str = "") -> list[str]:
+    """``"<key> is <old> there but <new> now"`` for every setting that differs, in the order of ``settings``."""
+    found = []
+    for key in list(settings) + [key for key in recorded if key not in settings]:
         old, new = recorded.get(key), settings.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            found = _first_difference(old, new, f"{prefix}{key}.")
-            if found:
-                return found
+            found += _differences(old, new, f"{prefix}{key}.")
         elif old != new:
-            return f"{prefix}{key} is {old!r} there but {new!r} now"
-    return None
+            found.append(f"{prefix}{key} is {old!r} there but {new!r} now")
+    return found
 
 
 def check_or_record_settings(folder: str, settings: dict) -> None:
@@ -88,9 +89,11 @@ def check_or_record_settings(folder: str, settings: dict) -> None:
             recorded = json.load(handle)
     except (OSError, json.JSONDecodeError) as error:
         raise RunFolderError(f"{path} is not readable JSON ({error}); delete it if the folder is yours") from None
-    difference = _first_difference(recorded, settings)
-    if difference:
-        raise RunFolderError(f"output dir {folder} holds a run with other settings ({difference}): it cannot be "
+    differences = _differences(recorded, settings)
+    if differences:
+        shown = "; ".join(differences[:SHOWN_DIFFERENCES])
+        more = f"; and {len(differences) - SHOWN_DIFFERENCES} more" if len(differences) > SHOWN_DIFFERENCES else ""
+        raise RunFolderError(f"output dir {folder} holds a run with other settings ({shown}{more}): it cannot be "
                              "resumed with these; choose another --output-dir, or delete the folder to start over")
 
 

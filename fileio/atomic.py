@@ -34,15 +34,36 @@ def disk_full_error(path: str, error: OSError) -> OSError:
                                 "there are intact")
 
 
+class _WriteRecorder:
+    """A file proxy that remembers the ``OSError`` of a failed write: ``torch.save`` reports one only as a
+    ``RuntimeError`` of its zip writer, so a full disk would otherwise go unrecognised."""
+
+    def __init__(self, handle: IO) -> None:
+        self._handle = handle
+        self.write_error: OSError | None = None
+
+    def write(self, data):
+        try:
+            return self._handle.write(data)
+        except OSError as error:
+            self.write_error = error
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+
 def write_atomically(path: str, write: Callable[[IO], None], binary: bool = False) -> str:
     """Call ``write(handle)`` on a temporary file beside ``path``, then move it onto ``path``; return path.
     A full disk raises ``disk_full_error``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    recorder = None
     try:
         with os.fdopen(fd, "wb" if binary else "w") as handle:
-            write(handle)
+            recorder = _WriteRecorder(handle)
+            write(recorder)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; a saved file gets the usual permissions
@@ -50,8 +71,9 @@ def write_atomically(path: str, write: Callable[[IO], None], binary: bool = Fals
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
-        if isinstance(error, OSError) and error.errno in NO_SPACE:
-            raise disk_full_error(path, error) from None
+        cause = error if isinstance(error, OSError) else getattr(recorder, "write_error", None)
+        if cause is not None and cause.errno in NO_SPACE:
+            raise disk_full_error(path, cause) from None
         raise
     return path
 

@@ -187,3 +187,43 @@ def test_meta_training_after_a_kill_during_a_checkpoint_write_ends_as_an_uninter
     path = meta_train_into(str(tmp_path / "run"), gram_split[0], tiny_vit_checkpoint, monkeypatch)
     assert temporaries(model_dir) == []
     assert_same_meta_checkpoint(load_meta_checkpoint(path), reference_meta_checkpoint)
+
+
+class FillingFile:
+    """A file on a disk that fills up after ``room`` bytes (its writes then fail with ENOSPC)."""
+
+    def __init__(self, handle, room):
+        self.handle, self.room = handle, room
+
+    def write(self, data):
+        self.room -= len(data)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+@pytest.mark.parametrize("writer", ["engine", "toolbox"])
+def test_a_disk_that_fills_up_inside_torch_save_is_recognised(tmp_path, monkeypatch, writer):
+    """torch.save turns the file's ENOSPC into a RuntimeError of its zip writer; the writers still name it."""
+    from dassl.utils import write_atomic
+
+    fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: FillingFile(fdopen(fd, mode), room=2000))
+    path = str(tmp_path / "model.pth.tar-2")
+    state = {"w": torch.zeros(10_000)}
+    with pytest.raises(OSError) as error:
+        if writer == "engine":
+            write_atomic(path, lambda handle: torch.save(state, handle), mode="wb")
+        else:
+            write_atomically(path, lambda handle: torch.save(state, handle), binary=True)
+    assert error.value.strerror.startswith(f"cannot write {path}: No space left on device (")
+    assert os.listdir(tmp_path) == []

@@ -83,6 +83,27 @@ class DiskFullError(OSError):
 
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class _WriteRecorder:
+    """A file proxy that remembers the ``OSError`` of a failed write: ``torch.save`` reports one only as a
+    ``RuntimeError`` of its zip writer, so a full disk would otherwise go unrecognised."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.write_error: Optional[OSError] = None
+
+    def write(self, data):
+        try:
+            return self._handle.write(data)
+        except OSError as err:
+            self.write_error = err
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+
 TEMPORARY_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what write_atomic's mkstemp names look like
 
 
@@ -99,15 +120,18 @@ def write_atomic(fpath: str, write_fn, mode: str = "w") -> None:
         fd, tmp_path = tempfile.mkstemp(dir=dirname, prefix="." + osp.basename(fpath) + ".", suffix=".tmp")
     except OSError as err:
         raise (DiskFullError(fpath, err) if err.errno in NO_SPACE else err) from None
+    recorder = None
     try:
         with os.fdopen(fd, mode) as f:
-            write_fn(f)
+            recorder = _WriteRecorder(f)
+            write_fn(recorder)
         os.replace(tmp_path, fpath)
     except BaseException as err:
         if osp.exists(tmp_path):
             os.remove(tmp_path)
-        if isinstance(err, OSError) and err.errno in NO_SPACE:
-            raise DiskFullError(fpath, err) from None
+        cause = err if isinstance(err, OSError) else getattr(recorder, "write_error", None)
+        if cause is not None and cause.errno in NO_SPACE:
+            raise DiskFullError(fpath, cause) from None
         raise
 
 

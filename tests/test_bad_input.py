@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from datasets.base import read_split
-from helpers_clip import REPO, build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import build_meta_trainer, gram_split  # noqa: F401 (fixture)
+from helpers_clip import REPO, build_clip_trainer
+from helpers_gram import build_meta_trainer
 
 NUM_CLASSES = 6
 

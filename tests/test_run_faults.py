@@ -10,8 +10,7 @@ import torch
 
 from dassl.utils import DiskFullError, load_checkpoint, set_random_seed
 from engine_fixtures import TinyLinear, linear_weights, make_cfg, write_tiny_colors
-from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401 (fixture)
-from helpers_gram import gram_split  # noqa: F401 (fixture)
+from helpers_clip import REPO, entry_point_env
 from fileio.atomic import write_atomically
 from tools.cli import run_entry_point
 

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from helpers_clip import REPO, dataset_root, entry_point_env, tiny_vit_checkpoint  # noqa: F401 (fixtures)
-from helpers_gram import gram_split  # noqa: F401 (fixture)
+from helpers_clip import REPO, entry_point_env
 from tools.cli import UsageError
 
 TINY_COOP = "configs/trainers/CoOp/tiny_ep10.yaml"

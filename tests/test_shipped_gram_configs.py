@@ -16,8 +16,7 @@ import pytest
 
 import meta_train
 import run_protocol
-from helpers_clip import REPO, tiny_vit_checkpoint  # noqa: F401 (fixture)
-from helpers_gram import gram_split  # noqa: F401 (fixture)
+from helpers_clip import REPO
 from trainers.gram.meta_checkpoint import load_meta_checkpoint
 
 CONFIGS = sorted(os.path.splitext(os.path.basename(path))[0]

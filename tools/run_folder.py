@@ -22,8 +22,9 @@ import os
 from typing import Iterator, Optional
 
 from fileio.atomic import write_text_atomically
+from fileio.hashing import file_fingerprint
 from tools.cli import UsageError, check_output_dir
-from tools.protocol_card import card_fields, file_fingerprint
+from tools.protocol_card import card_fields
 
 SETTINGS_FILE = "run_settings.json"
 LOCK_FILE = ".run.lock"

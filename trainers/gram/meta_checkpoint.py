@@ -12,7 +12,6 @@ A file that needs full unpickling is refused unless the caller opts in (``allow_
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import warnings
@@ -50,15 +49,6 @@ class MetaCheckpoint:
         regulator.load_state_dict(self.regulator_state)
         regulator.requires_grad_(False)
         return regulator.eval()
-
-
-def file_fingerprint(path: str) -> str:
-    """First 16 hex digits of the file's sha256 (as recorded in logs and results)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:

@@ -6,7 +6,7 @@ and write the split file meta-training (meta_train.py) and test-time tuning read
 
 The features are cached (resumable) in OUT/features unless --cache-dir says otherwise; a re-run
 with the same corpus and CLIP reuses them. The split is OUT/split.json plus its arrays file (format:
-trainers/gram/clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
+clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
 domains); cmhc the journal's hierarchy (--k k-means leaves merged into --levels).
 """
 from __future__ import annotations
@@ -23,12 +23,12 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader
 
+from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,
+                        save_split)
 from datasets.corpus import CorpusDataset, ImageTextCorpus
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.precision import apply_precision
 from trainers.backbone.transforms import clip_preprocess
-from trainers.gram.clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key,
-                                      encode_corpus, save_split)
 
 
 def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:

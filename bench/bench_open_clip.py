@@ -48,7 +48,7 @@ def build_backbone(case: str):
     from clip.model import build_model
 
     from trainers.backbone.clip_loader import load_clip
-    from trainers.backbone.tiny_clip import build_tiny_clip
+    from testing.tiny_clip import build_tiny_clip
 
     if case == "openai":
         return build_model(build_tiny_clip(arch="vit", **VIT_B16).state_dict())
@@ -136,7 +136,7 @@ def main() -> None:
                    headers=["backbone", "MLP act.", "params (M)", "build (s)", "step CPU (s)", "step wall (s)",
                             "model RSS (MB)", "step peak RSS above model (MB)"]))
     if args.out:
-        from tools.atomic import write_text_atomically
+        from fileio.atomic import write_text_atomically
 
         write_text_atomically(args.out, json.dumps(rows, indent=2))
 

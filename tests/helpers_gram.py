@@ -42,7 +42,7 @@ def cluster_caption_corpus(folder, backbone):
     from datasets.corpus import ImageTextCorpus
     from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
     from trainers.backbone.transforms import clip_preprocess
-    from trainers.gram.clustering import ClusteringSettings, build_split, encode_corpus, save_split
+    from clustering import ClusteringSettings, build_split, encode_corpus, save_split
 
     manifest = write_caption_corpus(folder)
     model = load_clip(backbone).float().eval()

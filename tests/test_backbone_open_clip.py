@@ -176,7 +176,7 @@ def test_every_gram_variant_meta_trains_and_tunes_on_an_open_clip_backbone(
 def test_clustering_stage_cli_runs_on_an_open_clip_backbone(open_clip_vit, tmp_path):
     import cluster
     from datasets.fixtures import build_corpus_fixture
-    from trainers.gram.clustering import load_split
+    from clustering import load_split
 
     corpus = build_corpus_fixture(str(tmp_path / "corpus"), n=24, fmt="tsv", n_corrupt=0)
     assert cluster.main(["--corpus", corpus.source, "--clip", open_clip_vit, "--out", str(tmp_path / "split"),

@@ -28,10 +28,12 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import AverageMeter
 from torch import nn
 
+from clustering.encode import load_encoded
+from clustering.split_file import load_split
+from clustering.task_sampler import TaskSampler
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
 from trainers.backbone.transforms import clip_preprocess
 
-from .clustering import TaskSampler, load_encoded, load_split
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
 from .mixin import trainable_prompt_parameters

@@ -1,8 +1,8 @@
-"""Fixtures for the GRAM pipeline tests: a tiny captioned corpus, its encoded features and split."""
+"""Helpers of the GRAM pipeline tests: a tiny captioned corpus (clustered by the ``gram_split`` fixture of
+``conftest.py``) and meta-training runs on it."""
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from helpers_clip import COLORS
@@ -29,12 +29,6 @@ def write_caption_corpus(folder: str) -> str:
     with open(manifest, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return manifest
-
-
-@pytest.fixture(scope="session")
-def gram_split(tmp_path_factory, tiny_vit_checkpoint):
-    """``(split_file, manifest)`` for the tiny corpus, clustered into 4 domains by CLIP features."""
-    return cluster_caption_corpus(str(tmp_path_factory.getbasetemp() / "gram_corpus"), tiny_vit_checkpoint)
 
 
 def cluster_caption_corpus(folder, backbone):

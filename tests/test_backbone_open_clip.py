@@ -12,7 +12,7 @@ import clip
 import pytest
 import torch
 
-from helpers_clip import build_clip_trainer, dataset_root, record_losses  # noqa: F401
+from helpers_clip import build_clip_trainer, record_losses
 from helpers_gram import REPO, cluster_caption_corpus, run_meta_training
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.open_clip_backbone import build_open_clip_model, parse_open_clip_name, to_openai_clip

@@ -3,11 +3,9 @@
 The card says what ran, so a number can be traced to its settings: trainer, config file, dataset, shots,
 seed, class subsample, CLIP backbone and a fingerprint of its weights file, the GRAM meta checkpoint's
 fingerprint, and the git commit. A fingerprint is the first 16 hex digits of the file's sha256
-(``trainers.backbone.clip_loader.checkpoint_fingerprint`` when importable, the same hash computed here
-otherwise). ``train.py`` calls ``protocol_card`` after building the config and
+(``fileio.hashing.file_fingerprint``). ``train.py`` calls ``protocol_card`` after building the config and
 ``write_results_json(output_dir, results_record(cfg, args, results))`` after testing.
 """
-import hashlib
 import json
 import os
 import subprocess
@@ -15,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from fileio.atomic import write_text_atomically
+from fileio.hashing import file_fingerprint
 from tools.results import RESULTS_JSON
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,13 +21,6 @@ RECORD_KEYS = (
     "trainer", "dataset", "config", "shots", "seed", "subsample", "split", "accuracy", "error", "macro_f1",
     "backbone", "clip_fingerprint", "meta_ckpt_fingerprint", "git_commit",
 )
-
-
-@lru_cache(maxsize=None)
-def file_fingerprint(path: str) -> str:
-    """First 16 hex digits of the sha256 of a file's bytes."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
 def _clip_weights_path(backbone_name: str) -> str:

@@ -9,16 +9,16 @@ as CoOp's ``load_clip_to_cpu``. ``open_clip:<model>[@<pretrained>]`` names an op
 the same module (``open_clip_backbone``; open_clip is imported only then). The file's kind is read from its zip entries before it is opened (a TorchScript
 archive holds ``code/`` and ``constants.pkl``), so a consumed file handle is never re-read.
 """
-import hashlib
 import os
 import warnings
 import zipfile
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from clip import clip as openai_clip
 from clip.model import CLIP, build_model
 
+from fileio.hashing import file_fingerprint
 from trainers.backbone.open_clip_backbone import (OpenCLIPError, is_open_clip_name, load_open_clip,
                                                   open_clip_fingerprint)
 
@@ -26,8 +26,6 @@ _DEFAULT_CACHE = os.path.join("~", ".cache", "clip")
 _TEXT_KEYS = ("positional_embedding", "token_embedding.weight", "ln_final.weight", "text_projection")
 _VIT_KEYS = ("visual.proj", "visual.conv1.weight", "visual.positional_embedding")
 _RESNET_KEYS = ("visual.layer1.0.conv1.weight", "visual.attnpool.positional_embedding")
-
-_fingerprints: Dict[tuple, str] = {}
 
 
 class CLIPCheckpointError(RuntimeError):
@@ -172,12 +170,4 @@ def checkpoint_fingerprint(backbone_name: str) -> str:
             return open_clip_fingerprint(backbone_name, checkpoint_fingerprint)
         except OpenCLIPError as error:
             raise CLIPCheckpointError(str(error)) from error
-    path = os.path.realpath(resolve_checkpoint_path(backbone_name))
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    cached: Optional[str] = _fingerprints.get(key)
-    if cached is None:
-        with open(path, "rb") as weights:
-            cached = hashlib.file_digest(weights, "sha256").hexdigest()[:16]
-        _fingerprints[key] = cached
-    return cached
+    return file_fingerprint(resolve_checkpoint_path(backbone_name))

@@ -4,7 +4,7 @@ A trainer file then holds only its method: the prompt learner and the forward. H
 loading CLIP with the ``PREC`` handling (fp16 / fp32 / amp, CPU fallback to fp32), freezing
 every parameter outside the prompt learner, optimizer / scheduler / registration under the
 name ``prompt_learner`` (CoOp's checkpoint layout), the training step (cross-entropy, amp
-scaler, a hook between backward and the optimizer step), CoOp-compatible checkpoint loading
+scaler), CoOp-compatible checkpoint loading
 (the frozen prompt-token buffers of upstream CoOp checkpoints are dropped), the
 frozen-image-tower fast path (``CACHE_IMAGE_FEATURES``, see ``feature_cache``).
 """
@@ -30,6 +30,13 @@ from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.text_encoder import TextEncoder, encode_prompts_in_chunks
 
 FROZEN_PROMPT_BUFFERS = ("token_prefix", "token_suffix")  # saved by upstream CoOp, rebuilt from class names here
+TensorDict = Dict[str, torch.Tensor]  # prompt tensors (or their gradients) by parameter name
+
+
+def trainable_prompt_parameters(model: nn.Module) -> "OrderedDict[str, nn.Parameter]":
+    """The prompt tensors of a prompt method by name (e.g. ``prompt_learner.ctx``): the parameters left
+    trainable (CLIP is frozen)."""
+    return OrderedDict((name, param) for name, param in model.named_parameters() if param.requires_grad)
 
 
 def load_clip_for_training(cfg, prec: str, device: torch.device) -> Tuple[CLIP, str]:
@@ -153,8 +160,8 @@ class PromptTrainer(TrainerX):
         self.scaler = make_grad_scaler(self.precision, self.device)
 
     def prompt_parameters(self) -> "OrderedDict[str, nn.Parameter]":
-        """The trainable prompt parameters by name (e.g. ``prompt_learner.ctx``)."""
-        return OrderedDict((name, p) for name, p in self.model.named_parameters() if p.requires_grad)
+        """The trainable prompt parameters of ``self.model`` by name (``trainable_prompt_parameters``)."""
+        return trainable_prompt_parameters(self.model)
 
     # ------------------------------------------------------------------ training step
     def parse_batch_train(self, batch) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -179,14 +186,10 @@ class PromptTrainer(TrainerX):
         self.detect_anomaly(loss)
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
-    def before_optimizer_step(self) -> None:
-        """Hook between backward and the optimizer step, with true (unscaled) gradients."""
-
     def model_update(self, names=None) -> None:
         if self.scaler is not None:
             for name in self.get_model_names(names):
                 self.scaler.unscale_(self._optims[name])
-        self.before_optimizer_step()
         if self.scaler is None:
             super().model_update(names)
             return

@@ -7,7 +7,6 @@ checkpoint made with another CLIP, or for prompts of another shape, is refused w
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
@@ -43,15 +42,6 @@ class MetaCheckpoint:
         regulator.load_state_dict(self.regulator_state)
         regulator.requires_grad_(False)
         return regulator.eval()
-
-
-def file_fingerprint(path: str) -> str:
-    """First 16 hex digits of the file's sha256 (as recorded in logs and results)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:

@@ -31,18 +31,18 @@ from torch import nn
 from clustering.encode import load_encoded
 from clustering.split_file import load_split
 from clustering.task_sampler import TaskSampler
+from fileio.stage_files import META_CHECKPOINT_NAME
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
+from trainers.backbone.prompt_trainer import trainable_prompt_parameters
 from trainers.backbone.transforms import clip_preprocess
 
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
-from .mixin import trainable_prompt_parameters
 from .regulator import build_regulator
 from .structure_tta import (StructureInducedRegulator, entropy_step_objective, structure_encoder_from_split,
                             test_time_payload)
 from .task_loss import PairBatch, make_pair_logits, make_pair_loss, mix_query_with_support
 
-META_CHECKPOINT_NAME = "meta_checkpoint.pth"
 PLACEHOLDER_CLASSNAMES = ["object"]
 
 

@@ -15,12 +15,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from trainers.backbone.prompt_trainer import trainable_prompt_parameters
+
 from .meta_checkpoint import MetaCheckpoint, check_compatible, copy_prompt_init, load_meta_checkpoint
-
-
-def trainable_prompt_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
-    """The prompt tensors of a prompt method: its parameters left trainable (CLIP is frozen)."""
-    return {name: param for name, param in model.named_parameters() if param.requires_grad}
 
 
 class GradientRegulationHook:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers_clip import build_clip_trainer, record_losses
-from helpers_gram import REPO, cluster_caption_corpus, run_meta_training
+from helpers_gram import cluster_caption_corpus, run_meta_training
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.open_clip_backbone import build_open_clip_model, parse_open_clip_name, to_openai_clip
 

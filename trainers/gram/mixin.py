@@ -54,7 +54,7 @@ class GRAMMixin:
         super().build_model()
         gram_cfg = self.cfg.TRAINER.GRAM
         path = gram_cfg.META_CKPT
-        self.meta_checkpoint = load_meta_checkpoint(path)
+        self.meta_checkpoint = load_meta_checkpoint(path, allow_pickle=self.cfg.TRAIN.ALLOW_PICKLED_CHECKPOINTS)
         prompt_params = trainable_prompt_parameters(self.model)
         shapes = {name: tuple(param.shape) for name, param in prompt_params.items()}
         check_compatible(self.meta_checkpoint, path, clip_fingerprint_of(self.cfg), shapes)

@@ -45,7 +45,8 @@ def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="GRAM clustering stage: corpus -> CLIP features -> split file")
     parser.add_argument("--corpus", required=True, help="corpus manifest (.tsv/.csv/.jsonl) or folder of .tar shards")
-    parser.add_argument("--clip", required=True, help="OpenAI CLIP name (ViT-B/16) or checkpoint path")
+    parser.add_argument("--clip", required=True,
+                        help="OpenAI CLIP name (ViT-B/16), checkpoint path, or open_clip:<model>[@<pretrained>]")
     parser.add_argument("--out", required=True, help="output folder for split.json and its arrays")
     parser.add_argument("--method", choices=("kmeans", "cmhc"), default="cmhc")
     parser.add_argument("--levels", type=lambda text: _numbers(text, int), default=None,

@@ -29,6 +29,7 @@ an input error and raises, naming the file and line.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -58,6 +59,15 @@ class CorpusItem:
     id: str
     image: Image.Image
     caption: str
+
+
+@dataclass(frozen=True)
+class LazyCorpusItem:
+    """A corpus entry whose image is decoded only when ``load_image()`` is called (None if unreadable)."""
+
+    id: str
+    caption: str
+    load_image: Callable[[], Image.Image | None]
 
 
 @dataclass
@@ -141,6 +151,17 @@ class ImageTextCorpus:
         finally:
             counts = ", ".join(f"{name}={count}" for name, count in asdict(stats).items())
             logger.info("image-text corpus %s: %s", label, counts)
+
+    def lazy(self) -> Iterator[LazyCorpusItem]:
+        """One pass like ``iterate()`` (same entries, same order) that decodes no image until asked: an
+        entry whose image turns out missing or corrupt is counted in ``.stats`` when it is loaded."""
+        stats = self.stats = CorpusStats()
+        for entry in self._entries(0, 1):
+            stats.seen += 1
+            if self.subsample is not None and not keep_fraction(entry.id, self.subsample, self.seed):
+                stats.subsampled_out += 1
+                continue
+            yield LazyCorpusItem(entry.id, entry.caption or "", functools.partial(self._decode, entry, stats))
 
     def _decode(self, entry: _Entry, stats: CorpusStats) -> Image.Image | None:
         if entry.caption is None or (entry.image_path is None and entry.image_bytes is None):

@@ -1,5 +1,4 @@
 """cluster.py under torchrun (gloo, 2 processes): same features and split as one process; ranks must agree."""
-import os
 import subprocess
 import sys
 
@@ -8,22 +7,9 @@ import pytest
 import torch.multiprocessing as mp
 
 from datasets.fixtures import build_corpus_fixture
+from helpers_distributed import ROOT, subprocess_env, torchrun
 from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict
 from trainers.gram.clustering import load_encoded, load_split
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "third_party"), ROOT]),
-                OMP_NUM_THREADS="1")
-
-
-def torchrun(nproc, *arguments, timeout=300):
-    """``torchrun --standalone --nproc-per-node nproc arguments...`` from the repository root."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               *arguments]
-    return subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +28,7 @@ def _arguments(corpus, checkpoint, out):
 def test_two_ranks_encode_the_same_features_as_one_process(corpus_and_clip, tmp_path):
     corpus, checkpoint = corpus_and_clip
     single = subprocess.run([sys.executable, *_arguments(corpus, checkpoint, tmp_path / "one")], cwd=ROOT,
-                            env=_env(), capture_output=True, text=True, timeout=300)
+                            env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     result = torchrun(2, *_arguments(corpus, checkpoint, tmp_path / "two"))
     assert result.returncode == 0, result.stdout + result.stderr

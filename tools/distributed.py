@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Mapping, Optional
 
 import torch
@@ -47,6 +48,12 @@ def init_from_env(backend: Optional[str] = None) -> bool:
         torch.cuda.set_device(local_device_index())
     dist.init_process_group(backend=backend)
     return True
+
+
+def silence_other_ranks() -> None:
+    """Send the stdout of ranks other than 0 to /dev/null (rank 0 speaks for all; errors still show)."""
+    if not is_main():
+        sys.stdout = open(os.devnull, "w")
 
 
 def shutdown() -> None:

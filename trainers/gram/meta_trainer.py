@@ -13,6 +13,13 @@ encoder. Methods that prompt the image tower (VPT, MaPLe) need pixels: the corpu
 (``TRAINER.GRAM.CORPUS``) is read once and its preprocessed images are kept in memory
 (meta-train such methods on a corpus subsample that fits).
 Meta-training runs in fp32 whatever the method's ``PREC`` (second-order steps in fp16 overflow).
+
+Distributed (``torchrun --nproc-per-node N meta_train.py ...``): every rank draws the same meta-batch
+(same seed), computes the meta-gradient of its share (tasks ``i`` with ``i % N == rank``, each loss
+over the whole meta-batch size), the gradients and stats are summed with one all-reduce, and every
+rank takes the same optimizer step. Rank 0 alone writes checkpoints (atomically), tensorboard and the
+meta checkpoint; all ranks resume from the same checkpoint. Ranks given another split file, CLIP or
+config are refused before any work.
 """
 from __future__ import annotations
 
@@ -28,10 +35,11 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import AverageMeter
 from torch import nn
 
+from tools import distributed
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
 from trainers.backbone.transforms import clip_preprocess
 
-from .clustering import TaskSampler, load_encoded, load_split
+from .clustering import TaskSampler, corpus_source_key, load_encoded, load_split
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
 from .mixin import trainable_prompt_parameters
@@ -112,7 +120,8 @@ class MetaTrainer(TrainerBase):
         self.cfg = cfg
         self.gram = cfg.TRAINER.GRAM
         self.output_dir = cfg.OUTPUT_DIR
-        self.device = torch.device("cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu")
+        self.device = torch.device(distributed.device_for_rank(
+            "cuda" if torch.cuda.is_available() and cfg.USE_CUDA else "cpu"))
         self.max_epoch = cfg.OPTIM.MAX_EPOCH
         self.start_epoch = self.epoch = 0
 
@@ -120,6 +129,7 @@ class MetaTrainer(TrainerBase):
         split_path = self.gram.SPLIT_FILE
         if not split_path:
             raise ValueError("no split file: pass --split-file (the split.json written by cluster.py)")
+        self._check_ranks(split_path)
         self.split = load_split(split_path, expected_clip_fingerprint=self.clip_fingerprint)
         cache_dir = self.gram.FEATURE_CACHE or self.split.settings.get("feature_cache") \
             or os.path.join(os.path.dirname(os.path.abspath(split_path)), "features")
@@ -149,6 +159,18 @@ class MetaTrainer(TrainerBase):
         self.val_tasks = self._sampler(seed=max(cfg.SEED, 0) + 10_000).sample_tasks(self.gram.VAL_TASKS)
         self.validation_history: List[Dict[str, float]] = []
 
+    def _check_ranks(self, split_path: str) -> None:
+        """Under torchrun: every rank must read the same split file, CLIP and config (refused otherwise),
+        and each rank needs at least one task of the meta-batch."""
+        if not distributed.is_distributed():
+            return
+        split_key = corpus_source_key(split_path) if os.path.isfile(split_path) else split_path
+        distributed.require_agreement({"split file": split_key, "CLIP checkpoint": self.clip_fingerprint,
+                                       "config": self.cfg.dump()}, "meta_train.py")
+        if self.gram.META_BATCH < distributed.world_size():
+            raise ValueError(f"TRAINER.GRAM.META_BATCH {self.gram.META_BATCH} is smaller than the "
+                             f"{distributed.world_size()} ranks: each rank takes a share of the meta-batch")
+
     def _sampler(self, seed: int) -> TaskSampler:
         return TaskSampler(self.split, level=self.gram.LEVEL, support_size=self.gram.SUPPORT_SIZE,
                            query_size=self.gram.QUERY_SIZE, seed=seed, adaptive=self.gram.ADAPTIVE_TASKS)
@@ -169,13 +191,15 @@ class MetaTrainer(TrainerBase):
         super().train(self.start_epoch, self.max_epoch)
 
     def before_train(self) -> None:
-        self.init_writer(os.path.join(self.output_dir, "tensorboard"))
+        if distributed.is_main():
+            self.init_writer(os.path.join(self.output_dir, "tensorboard"))
         self.start_epoch = self.resume_model_if_exist(self.output_dir)
         self.sampler.step = int(self.state.sampler_step)
         self.time_start = time.time()
         print(f"Meta-training {self.gram.METHOD} prompts ({', '.join(self.prompt_params)}) with a "
               f"{self.gram.REGULATOR} regulator on {self.split.num_pairs} pairs, "
-              f"{self.split.levels[self.sampler.level].num_clusters} clusters")
+              f"{self.split.levels[self.sampler.level].num_clusters} clusters"
+              + (f", meta-batch split over {distributed.world_size()} ranks" if distributed.is_distributed() else ""))
         print(f"Before meta-training: {self.format_validation(self.validate())}")
 
     def run_epoch(self) -> None:
@@ -184,10 +208,12 @@ class MetaTrainer(TrainerBase):
         iters = self.gram.ITERS_PER_EPOCH
         for self.batch_idx in range(iters):
             step = self.sampler.step
+            rank, world_size = distributed.rank(), distributed.world_size()
             tasks = [self.meta_task(t, mix_seed=(self.cfg.SEED, step, i))
-                     for i, t in enumerate(self.sampler.sample_tasks(self.gram.META_BATCH))]
+                     for i, t in enumerate(self.sampler.sample_tasks(self.gram.META_BATCH)) if i % world_size == rank]
             self.state.sampler_step.fill_(self.sampler.step)
-            stats = self.learner.step(tasks, self.optim)
+            stats = self.learner.step(tasks, self.optim, meta_batch_size=self.gram.META_BATCH,
+                                      reduce=distributed.all_reduce_sum_ if world_size > 1 else None)
             for key, value in stats.items():
                 meters.setdefault(key, AverageMeter()).update(value)
             global_step = self.epoch * iters + self.batch_idx
@@ -204,9 +230,13 @@ class MetaTrainer(TrainerBase):
         for key, value in validation.items():
             self.write_scalar(f"meta_val/{key}", value, self.epoch + 1)
         print(f"epoch [{self.epoch + 1}/{self.max_epoch}] validation: {self.format_validation(validation)}")
-        self.save_model(self.epoch, self.output_dir)
+        if distributed.is_main():
+            self.save_model(self.epoch, self.output_dir)
+        distributed.barrier()  # no rank starts the next epoch before the checkpoint of this one is on disk
 
     def after_train(self) -> None:
+        if not distributed.is_main():
+            return
         test_time = self.train_test_time_regulator() if self.gram.TTA else None
         path = self.write_meta_checkpoint(test_time)
         elapsed = time.time() - self.time_start

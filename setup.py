@@ -52,6 +52,7 @@ setup(
     ],
     extras_require={
         "gpu": ["faiss-gpu-cu12"],
-        "test": ["pytest", "scikit-learn"],
+        "slurm": ["submitit"],
+        "test": ["pytest", "scikit-learn", "submitit"],
     },
 )

@@ -152,6 +152,19 @@ class ImageTextCorpus:
             counts = ", ".join(f"{name}={count}" for name, count in asdict(stats).items())
             logger.info("image-text corpus %s: %s", label, counts)
 
+    @property
+    def shards(self) -> list[str]:
+        """The tar shards of the source, in reading order ([] for a manifest)."""
+        return list(self._shards)
+
+    def image_paths(self) -> Iterator[tuple[str, str]]:
+        """``(id, image path)`` of every manifest entry (no image is opened; nothing for tar shards)."""
+        if self._shards:
+            return
+        for entry in self._entries(0, 1):
+            if entry.image_path is not None:
+                yield entry.id, entry.image_path
+
     def lazy(self) -> Iterator[LazyCorpusItem]:
         """One pass like ``iterate()`` (same entries, same order) that decodes no image until asked: an
         entry whose image turns out missing or corrupt is counted in ``.stats`` when it is loaded."""

@@ -9,9 +9,9 @@ trainers.
 
 Images: methods that leave the image tower frozen (CoOp, CoCoOp: ``image_tower_frozen``) read
 the image features the clustering stage already computed, so meta-training never runs the image
-encoder. Methods that prompt the image tower (VPT, MaPLe) need pixels: the corpus
-(``TRAINER.GRAM.CORPUS``) is read once and its preprocessed images are kept in memory
-(meta-train such methods on a corpus subsample that fits).
+encoder. Methods that prompt the image tower (VPT, MaPLe) need pixels: they are streamed from the corpus
+(``TRAINER.GRAM.CORPUS``) by random access, decoded ahead by ``TRAINER.GRAM.PIXEL_WORKERS`` DataLoader
+workers (``pixel_stream``), so memory does not grow with the corpus.
 Meta-training runs in fp32 whatever the method's ``PREC`` (second-order steps in fp16 overflow).
 
 Distributed (``torchrun --nproc-per-node N meta_train.py ...``): every rank draws the same meta-batch
@@ -23,9 +23,10 @@ config are refused before any work.
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
-from typing import Dict, List
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ from .clustering import TaskSampler, corpus_source_key, load_encoded, load_split
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
 from .mixin import trainable_prompt_parameters
+from .pixel_stream import CorpusPixels, PixelStream, RowPixels
 from .regulator import build_regulator
 from .structure_tta import (StructureInducedRegulator, entropy_step_objective, structure_encoder_from_split,
                             test_time_payload)
@@ -87,31 +89,6 @@ class MetaState(nn.Module):
         self.register_buffer("sampler_step", torch.zeros((), dtype=torch.long))
 
 
-class PixelStore:
-    """Preprocessed corpus images by row of the split (for methods that prompt the image tower)."""
-
-    def __init__(self, corpus_path: str, ids: List[str], resolution: int):
-        from datasets.corpus import ImageTextCorpus
-
-        if not corpus_path:
-            raise ValueError("this prompt method prompts the image tower: set TRAINER.GRAM.CORPUS to the corpus "
-                             "manifest the split was made from")
-        row_of = {corpus_id: row for row, corpus_id in enumerate(ids)}
-        transform = clip_preprocess(resolution)
-        images: List[torch.Tensor] = [None] * len(ids)
-        for item in ImageTextCorpus(corpus_path):
-            row = row_of.get(item.id)
-            if row is not None:
-                images[row] = transform(item.image)
-        missing = [ids[row] for row, image in enumerate(images) if image is None]
-        if missing:
-            raise ValueError(f"{corpus_path} lacks {len(missing)} image(s) of the split, e.g. id {missing[0]!r}")
-        self.images = torch.stack(images)
-
-    def __getitem__(self, rows: np.ndarray) -> torch.Tensor:
-        return self.images[torch.as_tensor(rows)]
-
-
 class MetaTrainer(TrainerBase):
     """Meta-learns a prompt initialization and a gradient regulator from cross-cluster tasks."""
 
@@ -139,8 +116,8 @@ class MetaTrainer(TrainerBase):
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
         factory = PromptModelFactory(cfg, self.gram.METHOD)
         self.model = factory.build(clip_model).to(self.device)
-        self.images = (torch.from_numpy(self.encoded.image) if factory.image_tower_frozen
-                       else PixelStore(self.gram.CORPUS, self.encoded.ids, clip_model.visual.input_resolution))
+        self.features = torch.from_numpy(self.encoded.image) if factory.image_tower_frozen else None
+        self.pixels = None if factory.image_tower_frozen else self._pixel_stream(clip_model.visual.input_resolution)
 
         self.prompt_params = trainable_prompt_parameters(self.model)
         shapes = {name: tuple(p.shape) for name, p in self.prompt_params.items()}
@@ -171,17 +148,39 @@ class MetaTrainer(TrainerBase):
             raise ValueError(f"TRAINER.GRAM.META_BATCH {self.gram.META_BATCH} is smaller than the "
                              f"{distributed.world_size()} ranks: each rank takes a share of the meta-batch")
 
+    def _pixel_stream(self, resolution: int) -> PixelStream:
+        if not self.gram.CORPUS:
+            raise ValueError("this prompt method prompts the image tower: set TRAINER.GRAM.CORPUS to the corpus "
+                             "manifest the split was made from")
+        dataset = CorpusPixels(self.gram.CORPUS, self.encoded.ids, resolution)
+        if dataset.locator.unlocated:
+            print(f"{self.gram.CORPUS} lacks {dataset.locator.unlocated} image(s) of the split; their rows are left "
+                  f"out of the tasks that draw them")
+        return PixelStream(dataset, workers=self.gram.PIXEL_WORKERS, prefetch=self.gram.PIXEL_PREFETCH,
+                           pin_memory=self.device.type == "cuda")
+
     def _sampler(self, seed: int) -> TaskSampler:
         return TaskSampler(self.split, level=self.gram.LEVEL, support_size=self.gram.SUPPORT_SIZE,
                            query_size=self.gram.QUERY_SIZE, seed=seed, adaptive=self.gram.ADAPTIVE_TASKS)
 
     # ------------------------------------------------------------------ tasks
-    def pair_batch(self, rows: np.ndarray) -> PairBatch:
-        images = self.images[rows].to(self.device)
-        return PairBatch(images, [self.encoded.captions[r] for r in rows], ids=[int(r) for r in rows])
+    def pair_batch(self, rows: np.ndarray, pixels: Optional[RowPixels] = None) -> PairBatch:
+        """The pairs of ``rows``: cached image features, or pixels (streamed ahead, or read now); rows whose
+        image cannot be read are left out."""
+        if self.pixels is None:
+            images, kept = self.features[rows], rows
+        else:
+            pixels = pixels if pixels is not None else self.pixels.fetch(rows)
+            if not np.array_equal(pixels.requested, rows):
+                raise RuntimeError("the pixel stream is out of step with the task sampler")
+            images, kept = pixels.images, pixels.rows
+        return PairBatch(images.to(self.device, non_blocking=True), [self.encoded.captions[r] for r in kept],
+                         ids=[int(r) for r in kept])
 
-    def meta_task(self, task, mix_seed=None) -> MetaTask:
-        support, query = self.pair_batch(task.support_ids), self.pair_batch(task.query_ids)
+    def meta_task(self, task, mix_seed=None, pixels: Optional[Iterator[RowPixels]] = None) -> MetaTask:
+        """The task's support and query batches (pixels: the next two batches of an epoch's stream)."""
+        support = self.pair_batch(task.support_ids, next(pixels) if pixels is not None else None)
+        query = self.pair_batch(task.query_ids, next(pixels) if pixels is not None else None)
         if mix_seed is not None and self.gram.MIXUP_ALPHA > 0:
             query = mix_query_with_support(query, support, self.gram.MIXUP_ALPHA, np.random.default_rng(mix_seed))
         return MetaTask(support, query, task.similarity)
@@ -206,10 +205,11 @@ class MetaTrainer(TrainerBase):
         self.state.train()
         meters: Dict[str, AverageMeter] = {}
         iters = self.gram.ITERS_PER_EPOCH
+        rank, world_size = distributed.rank(), distributed.world_size()
+        pixels = self._epoch_pixels(iters, rank, world_size)
         for self.batch_idx in range(iters):
             step = self.sampler.step
-            rank, world_size = distributed.rank(), distributed.world_size()
-            tasks = [self.meta_task(t, mix_seed=(self.cfg.SEED, step, i))
+            tasks = [self.meta_task(t, mix_seed=(self.cfg.SEED, step, i), pixels=pixels)
                      for i, t in enumerate(self.sampler.sample_tasks(self.gram.META_BATCH)) if i % world_size == rank]
             self.state.sampler_step.fill_(self.sampler.step)
             stats = self.learner.step(tasks, self.optim, meta_batch_size=self.gram.META_BATCH,
@@ -225,6 +225,17 @@ class MetaTrainer(TrainerBase):
                       f"{summary} lr {self.optim.param_groups[0]['lr']:.4e}")
         self.update_lr()
 
+    def _epoch_pixels(self, iters: int, rank: int, world_size: int) -> Optional[Iterator[RowPixels]]:
+        """The pixel stream of this epoch's tasks (this rank's share): a copy of the task sampler draws them
+        ahead, so the workers decode exactly the rows the sampler will ask for, in order."""
+        if self.pixels is None:
+            return None
+        lookahead = copy.copy(self.sampler)
+        rows = [array for _ in range(iters)
+                for i, task in enumerate(lookahead.sample_tasks(self.gram.META_BATCH)) if i % world_size == rank
+                for array in (task.support_ids, task.query_ids)]
+        return self.pixels.stream(rows)
+
     def after_epoch(self) -> None:
         validation = self.validate()
         for key, value in validation.items():
@@ -239,6 +250,9 @@ class MetaTrainer(TrainerBase):
             return
         test_time = self.train_test_time_regulator() if self.gram.TTA else None
         path = self.write_meta_checkpoint(test_time)
+        skipped = self.pixels.report() if self.pixels is not None else None
+        if skipped:
+            print(skipped)
         elapsed = time.time() - self.time_start
         print(f"Meta checkpoint written to {path} ({elapsed:.1f} s)")
         self.close_writer()
@@ -277,8 +291,8 @@ class MetaTrainer(TrainerBase):
         for step in range(gram.TTA_ITERS):
             losses = []
             for task in sampler.sample_tasks(gram.META_BATCH):
-                rows = task.query_ids[:gram.TTA_IMAGES]
                 batch = self.pair_batch(task.query_ids)
+                rows = np.asarray(batch.ids[:gram.TTA_IMAGES])
                 structure = encoder(torch.from_numpy(self.encoded.image[rows]).to(self.device))
                 for index in range(len(rows)):
                     losses.append(entropy_step_objective(

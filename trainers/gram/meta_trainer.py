@@ -110,11 +110,13 @@ class MetaTrainer(TrainerBase):
         self.split = load_split(split_path, expected_clip_fingerprint=self.clip_fingerprint)
         cache_dir = self.gram.FEATURE_CACHE or self.split.settings.get("feature_cache") \
             or os.path.join(os.path.dirname(os.path.abspath(split_path)), "features")
-        self.encoded = load_encoded(cache_dir, expected_clip_fingerprint=self.clip_fingerprint)
+        factory = PromptModelFactory(cfg, self.gram.METHOD)
+        image_features = factory.image_tower_frozen or self.gram.TTA  # else only ids and captions are needed
+        self.encoded = load_encoded(cache_dir, expected_clip_fingerprint=self.clip_fingerprint,
+                                    modalities=("image",) if image_features else ())
         self.split.check_corpus_ids(self.encoded.ids, source=f"feature cache {cache_dir}")
 
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
-        factory = PromptModelFactory(cfg, self.gram.METHOD)
         self.model = factory.build(clip_model).to(self.device)
         self.features = torch.from_numpy(self.encoded.image) if factory.image_tower_frozen else None
         self.pixels = None if factory.image_tower_frozen else self._pixel_stream(clip_model.visual.input_resolution)

@@ -377,8 +377,10 @@ def _write_manifest(cache_dir: str, settings: dict, num_shards: int, corpus_key:
         "num_pairs": sum(record["count"] for record in shards), "corpus_key": corpus_key})
 
 
-def load_encoded(cache_dir: str, expected_clip_fingerprint: Optional[str] = None) -> EncodedCorpus:
-    """Read a complete feature cache into memory (one (n, d) matrix per modality)."""
+def load_encoded(cache_dir: str, expected_clip_fingerprint: Optional[str] = None,
+                 modalities: tuple[str, ...] = ("image", "text")) -> EncodedCorpus:
+    """Read a complete feature cache into memory (one (n, d) matrix per modality in ``modalities``; the
+    others are left as (n, 0) matrices, so callers that need only ids and captions stay small)."""
     manifest = _read_manifest(cache_dir)
     path = os.path.join(cache_dir, MANIFEST_NAME)
     if manifest is None or not manifest.get("complete"):
@@ -404,7 +406,7 @@ def load_encoded(cache_dir: str, expected_clip_fingerprint: Optional[str] = None
                                 f"says {entry['count']}; re-run the encoding")
         ids += pairs["ids"]
         captions += pairs["captions"]
-        image_shards.append(image)
-        text_shards.append(text)
+        image_shards.append(image if "image" in modalities else np.empty((image.shape[0], 0), np.float32))
+        text_shards.append(text if "text" in modalities else np.empty((text.shape[0], 0), np.float32))
     return EncodedCorpus(ids=ids, captions=captions, image=np.concatenate(image_shards),
                          text=np.concatenate(text_shards), clip_fingerprint=fingerprint, cache_dir=cache_dir)

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from datasets.fixtures import build_corpus_fixture
-from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict
+from helpers_distributed import ROOT, corpus_and_tiny_clip, subprocess_env
 from trainers.backbone.transforms import clip_preprocess
 from trainers.gram.clustering import load_encoded
 from trainers.gram.clustering.encode import describe_transform
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARD_SIZE = 8
 KILLED_AT_SHARD = 3
 
@@ -40,10 +39,7 @@ sys.exit(cluster.main(sys.argv[1:]))
 
 @pytest.fixture(scope="module")
 def corpus_and_clip(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    corpus = build_corpus_fixture(str(root / "corpus"), n=40, fmt="tsv", n_corrupt=2)
-    checkpoint = save_clip_state_dict(build_tiny_clip(embed_dim=64, image_resolution=32), str(root / "tiny_clip.pt"))
-    return corpus, checkpoint
+    return corpus_and_tiny_clip(tmp_path_factory.mktemp("resume"), n=40, n_corrupt=2)
 
 
 def _arguments(corpus, checkpoint, out):
@@ -64,8 +60,7 @@ def _run(corpus, checkpoint, out, script=None):
     """cluster.py in a new process; returns (exit code, stdout + stderr)."""
     command = [sys.executable, "-c", script, *_arguments(corpus, checkpoint, out)] if script else \
         [sys.executable, os.path.join(ROOT, "cluster.py"), *_arguments(corpus, checkpoint, out)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "third_party"), ROOT]))
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     return result.returncode, result.stdout + result.stderr
 
 

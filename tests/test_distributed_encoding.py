@@ -6,18 +6,13 @@ import numpy as np
 import pytest
 import torch.multiprocessing as mp
 
-from datasets.fixtures import build_corpus_fixture
-from helpers_distributed import ROOT, subprocess_env, torchrun
-from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict
+from helpers_distributed import ROOT, corpus_and_tiny_clip, subprocess_env, torchrun
 from trainers.gram.clustering import load_encoded, load_split
 
 
 @pytest.fixture(scope="module")
 def corpus_and_clip(tmp_path_factory):
-    root = tmp_path_factory.mktemp("distributed")
-    corpus = build_corpus_fixture(str(root / "corpus"), n=30, fmt="tsv", n_corrupt=1)
-    checkpoint = save_clip_state_dict(build_tiny_clip(embed_dim=64, image_resolution=32), str(root / "tiny_clip.pt"))
-    return corpus, checkpoint
+    return corpus_and_tiny_clip(tmp_path_factory.mktemp("distributed"), n=30, n_corrupt=1)
 
 
 def _arguments(corpus, checkpoint, out):

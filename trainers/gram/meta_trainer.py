@@ -38,7 +38,6 @@ from torch import nn
 
 from tools import distributed
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
-from trainers.backbone.transforms import clip_preprocess
 
 from .clustering import TaskSampler, corpus_source_key, load_encoded, load_split
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint

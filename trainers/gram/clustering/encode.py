@@ -98,27 +98,22 @@ def _as_pair(item: Any) -> tuple[str, Any, str]:
 
 def corpus_source_key(path: str) -> str:
     """A key that changes when the corpus at ``path`` changes: the file's sha256, or for a folder
-    the names, sizes and modification times of its files."""
-    digest = hashlib.sha256()
+    the names, sizes and modification times of its files (hidden ones, such as the shard indexes
+    ``datasets.corpus_index`` caches there, left out)."""
     if os.path.isfile(path):
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    else:
-        for folder, _, names in sorted(os.walk(path)):
-            for name in sorted(names):
-                stat = os.stat(os.path.join(folder, name))
-                digest.update(f"{os.path.relpath(os.path.join(folder, name), path)}\t{stat.st_size}\t"
-                              f"{stat.st_mtime_ns}\n".encode("utf-8"))
+        return _file_sha256(path)
+    digest = hashlib.sha256()
+    for folder, _, names in sorted(os.walk(path)):
+        for name in sorted(name for name in names if not name.startswith(".")):
+            stat = os.stat(os.path.join(folder, name))
+            digest.update(f"{os.path.relpath(os.path.join(folder, name), path)}\t{stat.st_size}\t"
+                          f"{stat.st_mtime_ns}\n".encode("utf-8"))
     return digest.hexdigest()
 
 
 def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _read_json(path: str, what: str) -> Optional[dict]:

@@ -5,13 +5,13 @@ and write the split file meta-training (meta_train.py) and test-time tuning read
         [--method kmeans|cmhc] [--levels 4,16,64] [--k 256] [--gpu] [--batch-size 256] [--seed 1]
 
 The features are cached in OUT/features unless --cache-dir says otherwise: a re-run (also after
-a kill mid-encoding) reuses every verified shard and encodes only the missing rows.
+a kill mid-encoding) reuses every verified shard and encodes only the missing rows. The split is
+OUT/split.json plus its arrays file (format: clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
+domains); cmhc the journal's hierarchy (--k k-means leaves merged into --levels).
 
 Several processes or machines: ``torchrun --nproc-per-node N [--nnodes M ...] cluster.py ...`` splits the
 encoding by rank (feature shard i on rank i % N*M); rank 0 writes the manifest and clusters. Ranks
-started with another corpus, CLIP checkpoint or settings are refused before any work. The split is OUT/split.json plus its arrays file (format:
-trainers/gram/clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
-domains); cmhc the journal's hierarchy (--k k-means leaves merged into --levels).
+started with another corpus, CLIP checkpoint or settings are refused before any work.
 """
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,
+                        save_split)
 from datasets.corpus import ImageTextCorpus
-from tools import distributed
+from parallel import distributed
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.precision import apply_precision
 from trainers.backbone.transforms import clip_preprocess
-from trainers.gram.clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key,
-                                      encode_corpus, save_split)
 
 
 def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:

@@ -18,7 +18,7 @@ from trainers.dassl_compat import ensure_dassl_compat
 ensure_dassl_compat()
 
 import trainers  # noqa: E402,F401  (registers the prompt methods)
-from tools import distributed  # noqa: E402
+from parallel import distributed  # noqa: E402
 from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
                        run_entry_point, start_run)
 from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402

@@ -32,7 +32,7 @@ from tabulate import tabulate
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from datasets.fixtures import build_corpus_fixture  # noqa: E402
-from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict  # noqa: E402
+from testing.tiny_clip import build_tiny_clip, save_clip_state_dict  # noqa: E402
 
 # Runs a script's main() as __main__ and prints, last, the peak RSS (KiB) of this process and of its children.
 WITH_PEAK_RSS = """
@@ -97,7 +97,7 @@ def meta_memory(work: str, clip: str, sizes: list[int], iters: int) -> list[list
 
 
 def encode_throughput(work: str, clip: str, pairs: int) -> dict:
-    from trainers.gram.clustering import load_encoded
+    from clustering import load_encoded
 
     corpus = build_corpus_fixture(os.path.join(work, "encode_corpus"), n=pairs, fmt="tsv", image_size=64)
     result = {}

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 
 from dassl.data.datasets import Datum, DatasetBase
 
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FEWSHOT_DIRNAME = "split_fewshot"

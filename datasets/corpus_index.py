@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tools.atomic import write_text_atomically
+from fileio.atomic import write_text_atomically
 
 from .corpus import IMAGE_EXTENSIONS, ImageTextCorpus
 

@@ -10,7 +10,7 @@ import pickle
 
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 
 from . import base
 from .imagenet_folders import CLASSNAMES_FILE, read_class_folders, read_classnames

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainers.backbone.tiny_clip import ensure_tiny_clip
+from testing.tiny_clip import ensure_tiny_clip
 
 RN_TEST_SIZES = {"vision_width": 32}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,7 +15,7 @@ def subprocess_env() -> dict:
 def corpus_and_tiny_clip(root, n: int, n_corrupt: int):
     """A TSV corpus of ``n`` pairs (``n_corrupt`` unreadable images) under ``root`` and a tiny CLIP checkpoint."""
     from datasets.fixtures import build_corpus_fixture
-    from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict
+    from testing.tiny_clip import build_tiny_clip, save_clip_state_dict
 
     corpus = build_corpus_fixture(str(root / "corpus"), n=n, fmt="tsv", n_corrupt=n_corrupt)
     checkpoint = save_clip_state_dict(build_tiny_clip(embed_dim=64, image_resolution=32), str(root / "tiny_clip.pt"))

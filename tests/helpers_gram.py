@@ -37,7 +37,7 @@ def gram_split(tmp_path_factory, tiny_vit_checkpoint):
     from datasets.corpus import ImageTextCorpus
     from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
     from trainers.backbone.transforms import clip_preprocess
-    from trainers.gram.clustering import ClusteringSettings, build_split, encode_corpus, save_split
+    from clustering import ClusteringSettings, build_split, encode_corpus, save_split
 
     folder = str(tmp_path_factory.getbasetemp() / "gram_corpus")
     manifest = write_caption_corpus(folder)

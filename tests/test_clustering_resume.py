@@ -11,8 +11,8 @@ import pytest
 from datasets.fixtures import build_corpus_fixture
 from helpers_distributed import ROOT, corpus_and_tiny_clip, subprocess_env
 from trainers.backbone.transforms import clip_preprocess
-from trainers.gram.clustering import load_encoded
-from trainers.gram.clustering.encode import describe_transform
+from clustering import load_encoded
+from clustering.encode import describe_transform
 
 SHARD_SIZE = 8
 KILLED_AT_SHARD = 3
@@ -21,7 +21,7 @@ KILLED_AT_SHARD = 3
 KILLING_CLUSTER = f"""
 import os, signal, sys
 import cluster
-from trainers.gram.clustering import encode
+from clustering import encode
 
 write = encode._ShardBuilder.write
 

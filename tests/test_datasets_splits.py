@@ -11,7 +11,7 @@ from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 import datasets  # noqa: F401  (registers the datasets)
 from datasets import base
 from datasets.fixtures import build_fixture, dataset_cfg
-from tools.atomic import write_atomically, write_text_atomically
+from fileio.atomic import write_atomically, write_text_atomically
 
 
 def load(root, name, **kwargs):

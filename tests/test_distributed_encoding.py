@@ -7,7 +7,7 @@ import pytest
 import torch.multiprocessing as mp
 
 from helpers_distributed import ROOT, corpus_and_tiny_clip, subprocess_env, torchrun
-from trainers.gram.clustering import load_encoded, load_split
+from clustering import load_encoded, load_split
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_two_ranks_encode_the_same_features_as_one_process(corpus_and_clip, tmp_
 def _agree_on(rank, port, results):
     import torch.distributed as dist
 
-    from tools import distributed
+    from parallel import distributed
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:

@@ -14,7 +14,7 @@ import subprocess
 from functools import lru_cache
 from typing import Any
 
-from tools.atomic import write_text_atomically
+from fileio.atomic import write_text_atomically
 from tools.results import RESULTS_JSON
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -38,11 +38,11 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from torch import nn
 from torch.func import functional_call
 
+from trainers.backbone.attention import twice_differentiable
 from trainers.backbone.precision import autocast_context
 from trainers.backbone.prompt_trainer import PromptTrainer
 from trainers.backbone.templates import ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
-from trainers.gram.meta_learning import twice_differentiable
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
 TensorDict = Dict[str, torch.Tensor]

@@ -15,7 +15,8 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from .clustering.atomic import atomic_write
+from fileio.atomic import write_atomically
+
 from .regulator import regulator_from_config
 
 FORMAT = "gram-meta-checkpoint/1"
@@ -60,7 +61,7 @@ def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
     payload = {"format": FORMAT, **asdict(checkpoint)}
     payload["prompt_init"] = {k: v.detach().cpu().float() for k, v in checkpoint.prompt_init.items()}
     payload["regulator_state"] = {k: v.detach().cpu() for k, v in checkpoint.regulator_state.items()}
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    write_atomically(path, lambda handle: torch.save(payload, handle), binary=True)
 
 
 def load_meta_checkpoint(path: str) -> MetaCheckpoint:

@@ -18,13 +18,13 @@ through psi_phi(g) with g held fixed.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from trainers.backbone.attention import twice_differentiable
 
 from .task_loss import LossFn
 
@@ -96,11 +96,6 @@ def similarity_target(task: MetaTask, params: Mapping[str, Tensor], loss_fn: Los
     return torch.stack([p.float() for p in parts]).mean()
 
 
-def twice_differentiable(second_order: bool):
-    """Fused attention kernels have no double backward: second-order steps use the math kernel."""
-    return sdpa_kernel([SDPBackend.MATH]) if second_order else nullcontext()
-
-
 def meta_objective(params: Mapping[str, Tensor], task: MetaTask, loss_fn: LossFn, regulator: nn.Module,
                    settings: MetaLearningSettings) -> Tuple[Tensor, Dict[str, float]]:
     """The outer loss of one task as a differentiable function of ``params`` and phi."""
@@ -155,7 +150,7 @@ class MetaLearner:
         """One outer update of theta and phi from a meta-batch of tasks.
 
         Data-parallel: each process passes its share of the meta-batch, the whole ``meta_batch_size`` and
-        ``reduce``, an in-place sum over the processes (``tools.distributed.all_reduce_sum_``), applied to
+        ``reduce``, an in-place sum over the processes (``parallel.distributed.all_reduce_sum_``), applied to
         the gradients and the stats before the (identical) optimizer step on every process.
         """
         optimizer.zero_grad(set_to_none=True)

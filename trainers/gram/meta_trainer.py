@@ -36,10 +36,12 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import AverageMeter
 from torch import nn
 
-from tools import distributed
+from clustering.encode import corpus_source_key, load_encoded
+from clustering.split_file import load_split
+from clustering.task_sampler import TaskSampler
+from parallel import distributed
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
 
-from .clustering import TaskSampler, corpus_source_key, load_encoded, load_split
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
 from .mixin import trainable_prompt_parameters

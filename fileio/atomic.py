@@ -9,9 +9,12 @@ without the toolbox on its path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from typing import IO, Callable
+
+import numpy as np
 
 
 def write_atomically(path: str, write: Callable[[IO], None], binary: bool = False) -> str:
@@ -36,3 +39,14 @@ def write_atomically(path: str, write: Callable[[IO], None], binary: bool = Fals
 def write_text_atomically(path: str, text: str) -> str:
     """Write ``text`` to ``path`` atomically; return path."""
     return write_atomically(path, lambda handle: handle.write(text))
+
+
+def write_json_atomic(path: str, payload: object) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    text = json.dumps(payload, indent=1, sort_keys=True).encode("utf-8")
+    write_atomically(path, lambda stream: stream.write(text), binary=True)
+
+
+def save_npy_atomic(path: str, array: np.ndarray) -> None:
+    """Write one array in ``.npy`` format, atomically."""
+    write_atomically(path, lambda stream: np.save(stream, array, allow_pickle=False), binary=True)

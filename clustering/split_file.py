@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write, write_json_atomic
+from fileio.atomic import write_atomically, write_json_atomic
 
 FORMAT = "gram-cluster-split"
 VERSION = 1
@@ -103,7 +103,7 @@ def save_split(split: ClusterSplit, out_dir: str) -> str:
     payload = _arrays_bytes(split)
     arrays_sha = hashlib.sha256(payload).hexdigest()
     arrays_name = f"split-{arrays_sha[:16]}.npz"
-    atomic_write(os.path.join(out_dir, arrays_name), lambda stream: stream.write(payload))
+    write_atomically(os.path.join(out_dir, arrays_name), lambda stream: stream.write(payload), binary=True)
     header = {
         "format": FORMAT,
         "version": VERSION,

@@ -44,9 +44,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tools import distributed
-
-from .atomic import save_npy_atomic, write_json_atomic
+from fileio.atomic import save_npy_atomic, write_json_atomic
+from parallel import distributed
 
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = 2

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
         return None
     ranks = f" by {distributed.world_size()} ranks" if distributed.is_distributed() else ""
     print(f"features: {len(encoded.ids)} pairs ({encoded.pairs_encoded} encoded now{ranks}, {encoded.pairs_reused} "
-          f"reused from {encoded.shards_reused} unchanged verified shards or rows of {encoded.cache_dir}; "
+          f"reused from verified shards of {encoded.cache_dir}, {encoded.shards_reused} shards untouched; "
           f"{encoded.pairs_skipped} unreadable images skipped), CLIP {fingerprint}")
 
     settings = ClusteringSettings(method=args.method, k=args.k, levels=args.levels, niter=args.niter,

@@ -65,3 +65,12 @@ def test_ranks_given_another_clip_are_refused_before_any_work():
     expected = ("program: ranks disagree on CLIP checkpoint: rank 0 has 'clip0.pt', rank 1 has 'clip1.pt'; "
                 "start every rank with the same inputs")
     assert dict(results) == {0: expected, 1: expected}
+
+
+def test_one_process_under_torchrun_takes_the_non_distributed_path(monkeypatch):
+    from parallel import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    assert distributed.init_from_env() is False
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)

@@ -1,6 +1,7 @@
 """Streaming corpus pixels for meta-training: the rows asked for, the tensors of a direct decode, bad images
 skipped without shifting rows, a tar index cached once, and memory that does not grow with the corpus."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ import pytest
 import torch
 
 from datasets import corpus_index
+from helpers_clip import tiny_vit_checkpoint  # noqa: F401
+from helpers_gram import REPO, gram_split  # noqa: F401
 from datasets.corpus import ImageTextCorpus
 from datasets.fixtures import build_corpus_fixture
 from helpers_distributed import ROOT, subprocess_env
@@ -94,3 +97,33 @@ def test_peak_memory_does_not_grow_with_the_corpus(tmp_path):
     small, large = _peak_rss(tmp_path / "small", 2_000), _peak_rss(tmp_path / "large", 20_000)
     assert large[0] <= 1.05 * small[0], (small, large)  # this process: the index of 10x the rows is a few MB
     assert large[1] <= 1.05 * small[1], (small, large)  # the worker
+
+
+def test_vpt_meta_training_streams_pixels_and_reports_images_gone_since_clustering(gram_split, tiny_vit_checkpoint,
+                                                                                   tmp_path, capsys):
+    from dassl.utils import set_random_seed
+
+    from tools.cli import default_cfg
+    from trainers.gram.meta_trainer import MetaTrainer
+
+    split_file, manifest = gram_split
+    corpus = tmp_path / "corpus"
+    shutil.copytree(os.path.dirname(manifest), corpus, ignore=shutil.ignore_patterns("clusters"))
+    images = sorted(os.listdir(corpus / "images"))
+    for name in images[::3]:  # a third of the images disappear after clustering
+        os.unlink(corpus / "images" / name)
+    cfg = default_cfg()
+    cfg.merge_from_file(os.path.join(REPO, "configs/gram/tiny_vpt.yaml"))
+    cfg.merge_from_list(["MODEL.BACKBONE.NAME", tiny_vit_checkpoint, "TRAINER.GRAM.SPLIT_FILE", split_file,
+                         "TRAINER.GRAM.CORPUS", str(corpus / os.path.basename(manifest)),
+                         "OUTPUT_DIR", str(tmp_path / "meta"), "SEED", 1, "OPTIM.MAX_EPOCH", 1,
+                         "TRAINER.GRAM.ITERS_PER_EPOCH", 2, "TRAINER.GRAM.VAL_TASKS", 1])
+    cfg.freeze()
+    set_random_seed(1)
+    meta = MetaTrainer(cfg)
+    meta.train()
+    out = capsys.readouterr().out
+    assert os.path.isfile(tmp_path / "meta" / "meta_checkpoint.pth")
+    gone = {f"images/{name}" for name in images[::3]}
+    assert meta.pixels.unreadable_rows and {meta.encoded.ids[row] for row in meta.pixels.unreadable_rows} <= gone
+    assert f"{len(meta.pixels.unreadable_rows)} corpus image(s) missing or unreadable while streaming" in out

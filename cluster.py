@@ -28,7 +28,8 @@ from tabulate import tabulate
 
 from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,
                         save_split)
-from datasets.corpus import ImageTextCorpus
+from datasets.corpus import CorpusStats, ImageTextCorpus, corpus_fingerprint
+from fileio.atomic import NO_SPACE
 from parallel import distributed
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.precision import apply_precision
@@ -48,7 +49,8 @@ def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="GRAM clustering stage: corpus -> CLIP features -> split file")
     parser.add_argument("--corpus", required=True, help="corpus manifest (.tsv/.csv/.jsonl) or folder of .tar shards")
-    parser.add_argument("--clip", required=True, help="OpenAI CLIP name (ViT-B/16) or checkpoint path")
+    parser.add_argument("--clip", required=True,
+                        help="OpenAI CLIP name (ViT-B/16), checkpoint path, or open_clip:<model>[@<pretrained>]")
     parser.add_argument("--out", required=True, help="output folder for split.json and its arrays")
     parser.add_argument("--method", choices=("kmeans", "cmhc"), default="cmhc")
     parser.add_argument("--levels", type=lambda text: _numbers(text, int), default=None,
@@ -88,6 +90,16 @@ def summary_table(split: ClusterSplit) -> str:
                                    "min complexity", "max complexity"])
 
 
+def report_skipped(stats: CorpusStats) -> None:
+    """One line saying what the corpus reader skipped (nothing when it skipped nothing or did not run)."""
+    skipped = {"missing images": stats.missing, "unreadable images": stats.corrupt,
+               "empty captions": stats.empty_caption, "damaged shards": stats.bad_shards,
+               "entries cut short in them": stats.lost_in_bad_shards}
+    if any(skipped.values()):
+        print("corpus: skipped " + ", ".join(f"{count} {what}" for what, count in skipped.items() if count)
+              + " (listed in the warnings above)")
+
+
 def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
     """Encode (cached) and cluster as ``args`` says; write and return the split (None on ranks > 0)."""
     start = time.perf_counter()
@@ -109,6 +121,7 @@ def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
     del model
     if encoded is None:
         return None
+    report_skipped(corpus.stats)
     ranks = f" by {distributed.world_size()} ranks" if distributed.is_distributed() else ""
     print(f"features: {len(encoded.ids)} pairs ({encoded.pairs_encoded} encoded now{ranks}, {encoded.pairs_reused} "
           f"reused from verified shards of {encoded.cache_dir}, {encoded.shards_reused} shards untouched; "
@@ -120,7 +133,8 @@ def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
                                   affinity_weights=args.affinity_weights,
                                   complexity_weights=args.complexity_weights, gpu=args.gpu)
     split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint, source=args.corpus)
-    split.settings.update(corpus=os.path.abspath(args.corpus), clip=args.clip, subsample=args.subsample,
+    split.settings.update(corpus=os.path.abspath(args.corpus), corpus_fingerprint=corpus_fingerprint(args.corpus),
+                          clip=args.clip, subsample=args.subsample,
                           feature_cache=os.path.abspath(encoded.cache_dir))
     path = save_split(split, args.out)
     print(summary_table(split))
@@ -136,6 +150,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run(args)
     except (ValueError, FileNotFoundError, CLIPCheckpointError) as error:
         print(f"cluster.py: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        print(f"cluster.py: {error.strerror}", file=sys.stderr)
         return 2
     finally:
         distributed.shutdown()

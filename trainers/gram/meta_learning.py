@@ -25,10 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from trainers.backbone.attention import twice_differentiable
+from trainers.backbone.prompt_trainer import TensorDict
 
 from .task_loss import LossFn
-
-TensorDict = Dict[str, Tensor]
 
 
 @dataclass

@@ -37,21 +37,22 @@ from dassl.utils import AverageMeter
 from torch import nn
 
 from clustering.encode import corpus_source_key, load_encoded
+from clustering.features import refuse_nonfinite_rows
 from clustering.split_file import load_split
 from clustering.task_sampler import TaskSampler
+from fileio.stage_files import META_CHECKPOINT_NAME
 from parallel import distributed
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
+from trainers.backbone.prompt_trainer import trainable_prompt_parameters
 
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
-from .mixin import trainable_prompt_parameters
 from .pixel_stream import CorpusPixels, PixelStream, RowPixels
 from .regulator import build_regulator
 from .structure_tta import (StructureInducedRegulator, entropy_step_objective, structure_encoder_from_split,
                             test_time_payload)
 from .task_loss import PairBatch, make_pair_logits, make_pair_loss, mix_query_with_support
 
-META_CHECKPOINT_NAME = "meta_checkpoint.pth"
 PLACEHOLDER_CLASSNAMES = ["object"]
 
 
@@ -116,8 +117,13 @@ class MetaTrainer(TrainerBase):
         self.encoded = load_encoded(cache_dir, expected_clip_fingerprint=self.clip_fingerprint,
                                     modalities=("image",) if image_features else ())
         self.split.check_corpus_ids(self.encoded.ids, source=f"feature cache {cache_dir}")
+        refuse_nonfinite_rows(self.encoded.image, self.encoded.text, self.encoded.ids, f"feature cache {cache_dir}")
 
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
+        if not factory.image_tower_frozen and self.gram.CORPUS:
+            from datasets.corpus import corpus_fingerprint
+
+            self.split.check_corpus_source(self.gram.CORPUS, corpus_fingerprint(self.gram.CORPUS), split_path)
         self.model = factory.build(clip_model).to(self.device)
         self.features = torch.from_numpy(self.encoded.image) if factory.image_tower_frozen else None
         self.pixels = None if factory.image_tower_frozen else self._pixel_stream(clip_model.visual.input_resolution)
@@ -135,8 +141,9 @@ class MetaTrainer(TrainerBase):
             inner_lr=self.gram.INNER_LR, inner_steps=self.gram.INNER_STEPS, first_order=self.gram.FIRST_ORDER,
             consistency_weight=self.gram.CONSISTENCY_WEIGHT, gradient_similarity=self.gram.GRADIENT_SIMILARITY)
         self.learner = MetaLearner(self.prompt_params, self.regulator, make_pair_loss(self.model), self.settings)
-        self.sampler = self._sampler(seed=max(cfg.SEED, 0))
-        self.val_tasks = self._sampler(seed=max(cfg.SEED, 0) + 10_000).sample_tasks(self.gram.VAL_TASKS)
+        self.seed = max(cfg.SEED, 0)  # SEED -1 (no fixed seed, train.py's default) draws as seed 0 does
+        self.sampler = self._sampler(seed=self.seed)
+        self.val_tasks = self._sampler(seed=self.seed + 10_000).sample_tasks(self.gram.VAL_TASKS)
         self.validation_history: List[Dict[str, float]] = []
 
     def _check_ranks(self, split_path: str) -> None:
@@ -212,7 +219,7 @@ class MetaTrainer(TrainerBase):
         pixels = self._epoch_pixels(iters, rank, world_size)
         for self.batch_idx in range(iters):
             step = self.sampler.step
-            tasks = [self.meta_task(t, mix_seed=(self.cfg.SEED, step, i), pixels=pixels)
+            tasks = [self.meta_task(t, mix_seed=(self.seed, step, i), pixels=pixels)
                      for i, t in enumerate(self.sampler.sample_tasks(self.gram.META_BATCH)) if i % world_size == rank]
             self.state.sampler_step.fill_(self.sampler.step)
             stats = self.learner.step(tasks, self.optim, meta_batch_size=self.gram.META_BATCH,
@@ -289,7 +296,7 @@ class MetaTrainer(TrainerBase):
         regulator = StructureInducedRegulator(shapes, encoder.num_features, gram.RANK, gram.GATE_HIDDEN).to(self.device)
         optimizer = torch.optim.Adam(regulator.parameters(), lr=self.cfg.OPTIM.LR)
         logits_fn = make_pair_logits(self.model)
-        sampler = self._sampler(seed=max(self.cfg.SEED, 0) + 20_000)
+        sampler = self._sampler(seed=self.seed + 20_000)
         meter = AverageMeter()
         for step in range(gram.TTA_ITERS):
             losses = []

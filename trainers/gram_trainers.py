@@ -12,6 +12,7 @@ from trainers.cocoop import CoCoOp
 from trainers.coop import CoOp
 from trainers.kgcoop import KgCoOp
 from trainers.maple import MaPLe
+from trainers.prometar import ProMetaR
 from trainers.gram.meta_checkpoint import MetaCheckpointError
 from trainers.gram.mixin import GRAMMixin
 from trainers.gram.structure_tta import load_test_time_regulator
@@ -71,3 +72,10 @@ class TPT_GRAM(GRAMMixin, TPT):
                 named_params[name].grad.copy_(grad.to(named_params[name].grad.dtype))
 
         return regulate
+
+
+@TRAINER_REGISTRY.register()
+class ProMetaR_GRAM(GRAMMixin, ProMetaR):
+    """ProMetaR from GRAM's meta-learned IVLP prompts; psi_phi rewrites the prompt gradient (the v-net's
+    gated gradient, and the query-loss gradient) before each step of the prompt optimizer. ProMetaR's own
+    v-net still trains as in ProMetaR; GRAM's regulator is frozen, as for every GRAM variant."""

@@ -44,28 +44,10 @@ META_CHECKPOINT_NAME = "meta_checkpoint.pth"
 PLACEHOLDER_CLASSNAMES = ["object"]
 
 
-class PromptModelFactory:
-    """Builds a registered prompt trainer's model without its data pipeline."""
-
-    def __init__(self, cfg, method: str):
-        self.trainer_class = TRAINER_REGISTRY.get(method)
-        self.cfg = cfg
-        self.precision = "fp32"
-
-    @property
-    def method_cfg(self):
-        return self.cfg.TRAINER[self.trainer_class.method_key]
-
-    def build(self, clip_model) -> nn.Module:
-        model = self.trainer_class.build_custom_clip(self, clip_model, PLACEHOLDER_CLASSNAMES)
-        prompt_module = self.trainer_class.prompt_module_name
-        for name, param in model.named_parameters():
-            param.requires_grad_(prompt_module in name)
-        return model
-
-    @property
-    def image_tower_frozen(self) -> bool:
-        return bool(getattr(self.trainer_class, "image_tower_frozen", False))
+def build_method_model(cfg, method: str, clip_model, device) -> nn.Module:
+    """The registered prompt trainer ``method``'s model (the trainer's own class-level builder), with
+    captions in place of class names and its prompts as its only trainable parameters (fp32)."""
+    return TRAINER_REGISTRY.get(method).build_prompt_model(cfg, clip_model, PLACEHOLDER_CLASSNAMES, device, "fp32")
 
 
 class MetaState(nn.Module):
@@ -127,9 +109,9 @@ class MetaTrainer(TrainerBase):
         self.split.check_corpus_ids(self.encoded.ids, source=f"feature cache {cache_dir}")
 
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
-        factory = PromptModelFactory(cfg, self.gram.METHOD)
-        self.model = factory.build(clip_model).to(self.device)
-        self.images = (torch.from_numpy(self.encoded.image) if factory.image_tower_frozen
+        self.model = build_method_model(cfg, self.gram.METHOD, clip_model, self.device).to(self.device)
+        image_tower_frozen = getattr(TRAINER_REGISTRY.get(self.gram.METHOD), "image_tower_frozen", False)
+        self.images = (torch.from_numpy(self.encoded.image) if image_tower_frozen
                        else PixelStore(self.gram.CORPUS, self.encoded.ids, clip_model.visual.input_resolution))
 
         self.prompt_params = trainable_prompt_parameters(self.model)

@@ -76,6 +76,10 @@ def _add_prometar(cfg: CN) -> None:
     cfg.TRAINER.PROMETAR.MIXUP_BETA = 0.5
     cfg.TRAINER.PROMETAR.DIM_RATE = 8  # hidden size of the regulator = dim // DIM_RATE
     cfg.TRAINER.PROMETAR.TEXT_CHUNK = 256
+    # "reference": as ProMetaR's code, the v-net's scheduler is built but never stepped, so the v-net
+    # trains at its warm-up LR (OPTIM_VNET.WARMUP_CONS_LR) for all epochs; "stepped": it follows
+    # OPTIM_VNET's schedule (e.g. a cosine from OPTIM_VNET.LR), stepped with the prompts'
+    cfg.TRAINER.PROMETAR.VNET_LR_SCHEDULE = "reference"
 
     # second optimizer, for the regulator ("v-net"), with Dassl's OPTIM keys
     cfg.OPTIM_VNET = cfg.OPTIM.clone()

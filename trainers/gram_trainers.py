@@ -67,7 +67,7 @@ class TPT_GRAM(GRAMMixin, TPT):
         @torch.no_grad()
         def regulate(named_params, image_feature):
             grads = {n: p.grad.float() for n, p in named_params.items() if p.grad is not None}
-            regulated, _ = regulator(grads, encoder(image_feature)[0])
+            regulated, _ = regulator(grads, encoder(image_feature.float())[0])
             for name, grad in regulated.items():
                 named_params[name].grad.copy_(grad.to(named_params[name].grad.dtype))
 

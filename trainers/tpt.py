@@ -8,6 +8,10 @@ confident views (lowest prediction entropy) are kept; the entropy of their avera
 optimizer state are reset before the next image. ``TRAINER.TPT.COOP_INIT`` starts from a CoOp
 checkpoint instead of the ``CTX_INIT`` words (TPT+CoOp). Run it with ``train.py --eval-only``;
 the test loader has batch size 1 (one image, all its views).
+Precision, as TPT's code (fp32 CLIP under autocast): the learnable context and AdamW's moments are
+float32 whatever ``PREC`` says; ``PREC fp16`` makes only the frozen encoders half precision (an fp16
+context would underflow AdamW's ``(1 - beta2) g^2`` and round its ``eps`` to 0, giving NaN), and the
+entropy and logits are computed in float32.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import load_pretrained_weights
 from tqdm import tqdm
 
+from trainers.backbone.precision import keep_in_fp32
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
 from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
@@ -89,7 +94,9 @@ class TestTimeTuner:
         self.optimizer.load_state_dict(self.initial_optimizer)
 
     def logits(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.model.logit_scale.exp() * image_features @ self.model.class_text_features().t()
+        """Class logits in float32 (the encoders may be half precision)."""
+        text_features = self.model.class_text_features().float()
+        return self.model.logit_scale.exp().float() * image_features.float() @ text_features.t()
 
     def predict(self, views: torch.Tensor) -> torch.Tensor:
         """Tune on the views of one image, classify the image (view 0), reset; returns ``(1, C)`` logits."""
@@ -134,7 +141,7 @@ class TPT(PromptTrainer):
 
     def build_custom_clip(self, clip_model, classnames: List[str]) -> PromptCLIP:
         method = self.method_cfg
-        learner = PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT)
+        learner = keep_in_fp32(PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT))
         if method.COOP_INIT:
             load_pretrained_weights(learner, method.COOP_INIT)
         return PromptCLIP(clip_model, learner, method.TEXT_CHUNK)

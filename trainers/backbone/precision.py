@@ -52,6 +52,15 @@ def apply_precision(clip_model: nn.Module, prec: str) -> nn.Module:
     return clip_model
 
 
+def keep_in_fp32(module: nn.Module) -> nn.Module:
+    """Cast ``module``'s parameters (not its buffers) to float32, whatever CLIP's dtype; returns it.
+    Learnable prompts kept so get float32 gradients and optimizer state; they are cast to CLIP's
+    dtype where they enter the frozen encoders."""
+    for param in module.parameters():
+        param.data = param.data.float()
+    return module
+
+
 def autocast_context(prec: str, device: torch.device) -> ContextManager:
     """``torch.autocast`` for amp, a no-op context otherwise."""
     if prec == "amp":

@@ -94,7 +94,7 @@ def _add_tpt(cfg: CN) -> None:
     cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
     cfg.TRAINER.TPT.LR = 5e-3
     cfg.TRAINER.TPT.STEPS = 1
-    cfg.TRAINER.TPT.AUGMIX = False  # AugMix views (fine-grained sets) instead of random crops
+    cfg.TRAINER.TPT.AUGMIX = True  # TPT's AugMix views for every set outside the ImageNet family (False: crops only)
     cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
     cfg.TRAINER.TPT.TEXT_CHUNK = 256
 

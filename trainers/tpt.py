@@ -1,7 +1,7 @@
 """TPT (Shu et al., "Test-Time Prompt Tuning for Zero-Shot Generalization in VLMs", NeurIPS 2022).
 
-Per test image: N views (the image itself and N - 1 random resized crops, or AugMix views for the
-fine-grained sets) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
+Per test image: N views (the image itself and N - 1 random resized crops, AugMix'ed for every set
+outside the ImageNet family, as TPT does: ``trainers.tpt_augmix``) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
 confident views (lowest prediction entropy) are kept; the entropy of their averaged prediction
 (marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
 (lr ``TRAINER.TPT.LR``); the image is then classified with the tuned prompt, and prompt and
@@ -19,7 +19,6 @@ import copy
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torchvision.transforms as T
 from dassl.data import DataManager
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import load_pretrained_weights
@@ -28,7 +27,7 @@ from tqdm import tqdm
 from trainers.backbone.precision import keep_in_fp32
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
-from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
+from trainers.tpt_augmix import TestTimeViews, uses_augmix
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
 GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
@@ -51,22 +50,6 @@ def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
     log_probs = logits.log_softmax(dim=-1)
     mean_log = torch.logsumexp(log_probs, dim=0) - torch.log(torch.tensor(float(logits.shape[0])))
     return -(mean_log.exp() * mean_log).sum()
-
-
-class TestTimeViews:
-    __test__ = False  # not a pytest test class
-    """PIL image -> ``(n_views, 3, H, W)``: the centre-cropped image, then augmented views."""
-
-    def __init__(self, resolution: int, n_views: int, augmix: bool):
-        self.base = clip_preprocess(resolution)
-        crop = [T.RandomResizedCrop(resolution, interpolation=T.InterpolationMode.BICUBIC), T.RandomHorizontalFlip()]
-        extra = [T.AugMix()] if augmix else []
-        self.augment = T.Compose(crop + extra + [T.ToTensor(), T.Normalize(CLIP_PIXEL_MEAN, CLIP_PIXEL_STD)])
-        self.n_views = n_views
-
-    def __call__(self, image) -> torch.Tensor:
-        image = image.convert("RGB")
-        return torch.stack([self.base(image)] + [self.augment(image) for _ in range(self.n_views - 1)])
 
 
 class TestTimeTuner:
@@ -132,7 +115,9 @@ class TPT(PromptTrainer):
 
     def build_data_loader(self) -> None:
         cfg = self.cfg
-        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, cfg.TRAINER.TPT.AUGMIX)
+        augmix = uses_augmix(cfg.DATASET.NAME, cfg.TRAINER.TPT.AUGMIX)
+        print(f"Test-time views: {'AugMix' if augmix else 'random resized crops'} ({cfg.DATASET.NAME})")
+        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, augmix)
         dm = DataManager(cfg, custom_tfm_test=views)
         self.train_loader_x, self.train_loader_u = dm.train_loader_x, dm.train_loader_u
         self.val_loader, self.test_loader = dm.val_loader, dm.test_loader

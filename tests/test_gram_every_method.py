@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers_clip import REPO, build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import gram_split  # noqa: F401
+from helpers_gram import gram_split, write_fresh_meta_checkpoint  # noqa: F401
 
 import trainers  # noqa: F401  (registers the trainers)
 from dassl.engine import TRAINER_REGISTRY
@@ -96,22 +96,16 @@ def test_prompt_trainer_builds_meta_trains_and_its_gram_variant_trains_from_the_
 def test_a_meta_checkpoint_of_a_deeper_prompt_is_refused_in_one_line_naming_both(dataset_root, tiny_vit_checkpoint,
                                                                                   tmp_path):
     """The old check accepted this silently: every tensor of the depth-1 model is in the depth-2 checkpoint."""
-    from trainers.backbone.clip_loader import checkpoint_fingerprint
-    from trainers.gram.meta_checkpoint import MetaCheckpoint, MetaCheckpointError, save_meta_checkpoint
-    from trainers.gram.regulator import build_regulator
+    from trainers.gram.meta_checkpoint import MetaCheckpointError
 
     deep = build_clip_trainer("MaPLe", TINY_CONFIGS["MaPLe"], dataset_root, str(tmp_path / "deep"), tiny_vit_checkpoint)
-    prompts = {name: p.detach() for name, p in deep.prompt_parameters().items()}
-    regulator = build_regulator("lowrank", {n: tuple(p.shape) for n, p in prompts.items()}, rank=2, gate_hidden=2)
-    path = str(tmp_path / "meta_checkpoint.pth")
-    save_meta_checkpoint(MetaCheckpoint("MaPLe", prompts, regulator.config(), regulator.state_dict(),
-                                        checkpoint_fingerprint(tiny_vit_checkpoint), tiny_vit_checkpoint), path)
+    prompts = dict(deep.prompt_parameters())
+    path = write_fresh_meta_checkpoint("MaPLe", prompts, tiny_vit_checkpoint, str(tmp_path / "meta_checkpoint.pth"))
     for depth, only_in_checkpoint in (("1", "deep_text.0"), ("2", None)):
         opts = ["TRAINER.GRAM.META_CKPT", path, "TRAINER.MAPLE.PROMPT_DEPTH", depth]
         if only_in_checkpoint is None:  # the other way: the model has a tensor the checkpoint lacks
             shrunk = {n: t for n, t in prompts.items() if "compound_prompt_projections.0.bias" not in n}
-            save_meta_checkpoint(MetaCheckpoint("MaPLe", shrunk, regulator.config(), regulator.state_dict(),
-                                                checkpoint_fingerprint(tiny_vit_checkpoint), tiny_vit_checkpoint), path)
+            write_fresh_meta_checkpoint("MaPLe", shrunk, tiny_vit_checkpoint, path)
         with pytest.raises(MetaCheckpointError) as caught:
             build_clip_trainer("MaPLe_GRAM", TINY_CONFIGS["MaPLe"], dataset_root, str(tmp_path / depth),
                                tiny_vit_checkpoint, opts)

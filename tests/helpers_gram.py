@@ -87,10 +87,7 @@ def run_meta_training(split_file, backbone, output_dir, opts=()):
 def write_fresh_meta_checkpoint(method: str, prompts: dict, backbone: str, path: str) -> str:
     """A meta checkpoint holding ``prompts`` as the init and a fresh low-rank regulator (no meta-training)."""
     from trainers.backbone.clip_loader import checkpoint_fingerprint
-    from trainers.gram.meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
-    from trainers.gram.regulator import build_regulator
+    from trainers.gram.meta_checkpoint import fresh_meta_checkpoint, save_meta_checkpoint
 
-    regulator = build_regulator("lowrank", {n: tuple(p.shape) for n, p in prompts.items()}, rank=2, gate_hidden=2)
-    save_meta_checkpoint(MetaCheckpoint(method, {n: p.detach() for n, p in prompts.items()}, regulator.config(),
-                                        regulator.state_dict(), checkpoint_fingerprint(backbone), backbone), path)
+    save_meta_checkpoint(fresh_meta_checkpoint(method, prompts, checkpoint_fingerprint(backbone), backbone), path)
     return path

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .clustering.atomic import atomic_write
-from .regulator import regulator_from_config
+from .regulator import build_regulator, regulator_from_config
 
 FORMAT = "gram-meta-checkpoint/1"
 
@@ -61,6 +61,15 @@ def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
     payload["prompt_init"] = {k: v.detach().cpu().float() for k, v in checkpoint.prompt_init.items()}
     payload["regulator_state"] = {k: v.detach().cpu() for k, v in checkpoint.regulator_state.items()}
     atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def fresh_meta_checkpoint(method: str, prompts: Mapping[str, Tensor], clip_fingerprint: str, backbone: str,
+                          rank: int = 2) -> MetaCheckpoint:
+    """A meta checkpoint whose init is ``prompts`` and whose regulator is fresh (untrained, so it returns the
+    raw gradient up to its low-rank map's initialisation): GRAM's machinery without meta-training, for checks."""
+    regulator = build_regulator("lowrank", {n: tuple(p.shape) for n, p in prompts.items()}, rank=rank, gate_hidden=rank)
+    return MetaCheckpoint(method, {n: p.detach() for n, p in prompts.items()}, regulator.config(),
+                          regulator.state_dict(), clip_fingerprint, backbone)
 
 
 def load_meta_checkpoint(path: str) -> MetaCheckpoint:

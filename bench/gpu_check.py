@@ -144,14 +144,14 @@ def check_trainer(trainer_name: str, config_file: str, root: str, backbone: str,
     trainer = build_trainer(cfg)
     result = CheckResult(trainer_name, os.path.basename(config_file)[:-5], f"{method_cfg.PREC}/{trainer.precision}")
     if trainer_name.startswith("TPT"):
-        tuner, batches = trainer.build_tuner(), iter(trainer.test_loader)
+        tuner, batches = trainer.build_tuner(), endless(trainer.test_loader)
 
         def step() -> float:
             views, _ = trainer.parse_batch_test(next(batches))
             return float(tuner.predict(views[0]).float().logsumexp(-1))
         result.note = f"per test image, {cfg.TRAINER.TPT.N_VIEWS} views, {trainer.num_classes} classes"
     else:
-        batches = iter(trainer.train_loader_x)
+        batches = endless(trainer.train_loader_x)
         trainer.num_batches = len(trainer.train_loader_x)
         trainer.batch_idx = 0
         trainer.set_model_mode("train")
@@ -163,6 +163,12 @@ def check_trainer(trainer_name: str, config_file: str, root: str, backbone: str,
     result.steps = len(result.losses)
     result.ok = all(torch.isfinite(torch.tensor(result.losses)).tolist())
     return result
+
+
+def endless(loader):
+    """The loader's batches, over and over (a small synthetic set may hold fewer batches than the steps)."""
+    while True:
+        yield from loader
 
 
 def trainer_module(trainer_name: str):
@@ -302,7 +308,7 @@ def main(argv=None) -> int:
     results: List[CheckResult] = []
     for name in args.trainers:
         results += check_trainer_and_gram(name, root, backbone, args.out, args.steps, args.device)
-        print(format_table(results[-2:]).splitlines()[-2:], flush=True)
+        print("\n".join(format_table(results[-2:]).splitlines()[-2:]), flush=True)
     if not args.skip_kmeans:
         results.append(guarded("k-means", lambda: check_kmeans(args.device)))
     for first_order in (True, False):

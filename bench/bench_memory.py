@@ -41,7 +41,6 @@ def memory_case(trainer_name: str, root: str, backbone: str, layers: int, output
     from dassl.engine import build_trainer
     from dassl.utils import set_random_seed
 
-    import trainers  # noqa: F401
     from gpu_check import shipped_config, trainer_cfg
 
     config_file = shipped_config(trainer_name)

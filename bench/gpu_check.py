@@ -108,6 +108,8 @@ def timed(device: torch.device, step: Callable[[], float], steps: int) -> tuple:
 
 def trainer_cfg(trainer: str, config_file: str, root: str, backbone: str, output_dir: str, opts: list, device: str):
     """The config ``train.py`` builds for these arguments (seed 1) on the synthetic ImageNet."""
+    import datasets  # noqa: F401  (registers the datasets)
+    import trainers  # noqa: F401  (registers the trainers)
     from tools.cli import default_cfg
 
     cfg = default_cfg()
@@ -135,8 +137,6 @@ def check_trainer(trainer_name: str, config_file: str, root: str, backbone: str,
     ``steps`` test images); finite losses, time per step and peak GPU memory."""
     from dassl.engine import build_trainer
     from dassl.utils import set_random_seed
-
-    import trainers  # noqa: F401  (registers the trainers)
 
     cfg = trainer_cfg(trainer_name, config_file, root, backbone, output_dir, list(opts), device)
     method_cfg = cfg.TRAINER[trainer_module(trainer_name).method_key]

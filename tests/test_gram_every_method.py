@@ -5,23 +5,13 @@ import os
 import pytest
 import torch
 
-from helpers_clip import REPO, build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401
+from helpers_clip import REPO, TINY_CONFIGS, build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401
 from helpers_gram import gram_split, write_fresh_meta_checkpoint  # noqa: F401
 
 import trainers  # noqa: F401  (registers the trainers)
 from dassl.engine import TRAINER_REGISTRY
 from trainers.backbone.prompt_trainer import PromptTrainer
 from trainers.gram.meta_checkpoint import load_meta_checkpoint
-
-TINY_CONFIGS = {
-    "CoOp": "configs/trainers/CoOp/tiny_ep10.yaml",
-    "CoCoOp": "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml",
-    "KgCoOp": "configs/trainers/KgCoOp/tiny_ep6.yaml",
-    "MaPLe": "configs/trainers/MaPLe/tiny_ep5_batch8_2ctx.yaml",
-    "ProMetaR": "configs/trainers/ProMetaR/tiny_ep5_batch8_4+4ctx.yaml",
-    "TPT": "configs/trainers/TPT/tiny.yaml",
-    "VPT": "configs/trainers/VPT/tiny_ep5_batch8_4.yaml",
-}
 
 
 def registered_prompt_trainers() -> list:

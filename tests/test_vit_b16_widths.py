@@ -7,22 +7,11 @@ import os
 import pytest
 import torch
 
-from helpers_clip import build_clip_trainer, dataset_root  # noqa: F401
+from helpers_clip import TINY_CONFIGS, build_clip_trainer, dataset_root  # noqa: F401
 from helpers_gram import write_fresh_meta_checkpoint
 from helpers_precision import honour_precision_on_cpu  # noqa: F401
 from trainers.backbone.tiny_clip import VIT_B16_WIDTHS, ensure_tiny_clip
 
-TINY_CONFIGS = {
-    "CoOp": "configs/trainers/CoOp/tiny_ep10.yaml",
-    "CoCoOp": "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml",
-    "KgCoOp": "configs/trainers/KgCoOp/tiny_ep6.yaml",
-    "MaPLe": "configs/trainers/MaPLe/tiny_ep5_batch8_2ctx.yaml",
-    "ProMetaR": "configs/trainers/ProMetaR/tiny_ep5_batch8_4+4ctx.yaml",
-    "TPT": "configs/trainers/TPT/tiny.yaml",
-    "VPT": "configs/trainers/VPT/tiny_ep5_batch8_4.yaml",
-}
-METHOD_KEYS = {"CoOp": "COOP", "KgCoOp": "COOP", "CoCoOp": "COCOOP", "MaPLe": "MAPLE", "ProMetaR": "PROMETAR",
-               "TPT": "TPT", "VPT": "VPT"}
 SHIPPED_PRECISIONS = ("fp32", "fp16")  # the tiny configs' and the ViT-B/16 configs'
 
 
@@ -44,7 +33,11 @@ def test_the_preset_has_vit_b16_widths_and_heads_through_the_normal_loader(vit_b
 def short_run(trainer_name: str, method: str, prec: str, root: str, output_dir: str, backbone: str,
               extra=()) -> list:
     """Build the trainer and take two training steps (TPT: tune and predict one test image); the losses."""
-    opts = [f"TRAINER.{METHOD_KEYS[method]}.PREC", prec, "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+    from dassl.engine import TRAINER_REGISTRY
+
+    import trainers  # noqa: F401  (registers the trainers)
+
+    opts = [f"TRAINER.{TRAINER_REGISTRY.get(method).method_key}.PREC", prec, "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
             "TRAINER.TPT.N_VIEWS", "8", *extra]
     trainer = build_clip_trainer(trainer_name, TINY_CONFIGS[method], root, output_dir, backbone, opts)
     if method == "TPT":

@@ -6,7 +6,7 @@ and write the split file meta-training (meta_train.py) and test-time tuning read
 
 The features are cached (resumable) in OUT/features unless --cache-dir says otherwise; a re-run
 with the same corpus and CLIP reuses them. The split is OUT/split.json plus its arrays file (format:
-trainers/gram/clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
+clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
 domains); cmhc the journal's hierarchy (--k k-means leaves merged into --levels).
 """
 from __future__ import annotations
@@ -23,12 +23,13 @@ import torch
 from tabulate import tabulate
 from torch.utils.data import DataLoader
 
-from datasets.corpus import CorpusDataset, ImageTextCorpus
+from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,
+                        save_split)
+from datasets.corpus import CorpusDataset, CorpusStats, ImageTextCorpus, corpus_fingerprint
+from fileio.atomic import NO_SPACE
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.precision import apply_precision
 from trainers.backbone.transforms import clip_preprocess
-from trainers.gram.clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key,
-                                      encode_corpus, save_split)
 
 
 def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
@@ -44,7 +45,8 @@ def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="GRAM clustering stage: corpus -> CLIP features -> split file")
     parser.add_argument("--corpus", required=True, help="corpus manifest (.tsv/.csv/.jsonl) or folder of .tar shards")
-    parser.add_argument("--clip", required=True, help="OpenAI CLIP name (ViT-B/16) or checkpoint path")
+    parser.add_argument("--clip", required=True,
+                        help="OpenAI CLIP name (ViT-B/16), checkpoint path, or open_clip:<model>[@<pretrained>]")
     parser.add_argument("--out", required=True, help="output folder for split.json and its arrays")
     parser.add_argument("--method", choices=("kmeans", "cmhc"), default="cmhc")
     parser.add_argument("--levels", type=lambda text: _numbers(text, int), default=None,
@@ -84,6 +86,16 @@ def summary_table(split: ClusterSplit) -> str:
                                    "min complexity", "max complexity"])
 
 
+def report_skipped(stats: CorpusStats) -> None:
+    """One line saying what the corpus reader skipped (nothing when it skipped nothing or did not run)."""
+    skipped = {"missing images": stats.missing, "unreadable images": stats.corrupt,
+               "empty captions": stats.empty_caption, "damaged shards": stats.bad_shards,
+               "entries cut short in them": stats.lost_in_bad_shards}
+    if any(skipped.values()):
+        print("corpus: skipped " + ", ".join(f"{count} {what}" for what, count in skipped.items() if count)
+              + " (listed in the warnings above)")
+
+
 def run(args: argparse.Namespace) -> ClusterSplit:
     """Encode (cached) and cluster as ``args`` says; write and return the split."""
     start = time.perf_counter()
@@ -101,6 +113,7 @@ def run(args: argparse.Namespace) -> ClusterSplit:
                             corpus_key=corpus_key, shard_size=args.shard_size, batch_size=args.batch_size,
                             device=args.device, source=args.corpus)
     del model
+    report_skipped(corpus.stats)
     print(f"features: {len(encoded.ids)} pairs ({encoded.pairs_encoded} encoded now, the rest from "
           f"{encoded.cache_dir}), CLIP {fingerprint}")
 
@@ -110,7 +123,8 @@ def run(args: argparse.Namespace) -> ClusterSplit:
                                   affinity_weights=args.affinity_weights,
                                   complexity_weights=args.complexity_weights, gpu=args.gpu)
     split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint, source=args.corpus)
-    split.settings.update(corpus=os.path.abspath(args.corpus), clip=args.clip, subsample=args.subsample,
+    split.settings.update(corpus=os.path.abspath(args.corpus), corpus_fingerprint=corpus_fingerprint(args.corpus),
+                          clip=args.clip, subsample=args.subsample,
                           feature_cache=os.path.abspath(encoded.cache_dir))
     path = save_split(split, args.out)
     print(summary_table(split))
@@ -125,6 +139,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         run(args)
     except (ValueError, FileNotFoundError, CLIPCheckpointError) as error:
         print(f"cluster.py: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        print(f"cluster.py: {error.strerror}", file=sys.stderr)
         return 2
     return 0
 

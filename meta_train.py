@@ -17,6 +17,7 @@ ensure_dassl_compat()
 import trainers  # noqa: E402,F401  (registers the prompt methods)
 from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
                        run_entry_point, start_run)
+from tools.run_folder import claimed_run_folder, meta_train_settings  # noqa: E402
 from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402
 
 
@@ -46,11 +47,12 @@ def setup_cfg(args: argparse.Namespace):
 
 def main(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
-    start_run(cfg)
-    print(cfg)
-    with one_line_errors():
-        trainer = MetaTrainer(cfg)
-    trainer.train()
+    with claimed_run_folder(cfg.OUTPUT_DIR, meta_train_settings(cfg, args)):
+        start_run(cfg)
+        print(cfg)
+        with one_line_errors():
+            trainer = MetaTrainer(cfg)
+        trainer.train()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,6 +106,27 @@ def build_jobs(args) -> list[Job]:
     return list(jobs.values())
 
 
+CONFIG_FLAGS = ("--config-file", "--dataset-config-file")
+
+
+def check_inputs(args, jobs: list[Job]) -> None:
+    """Refuse, before any job starts, a datasets root that is not a folder and a config file (dataset, trainer or
+    GRAM, from --datasets / --config / --meta-config) that does not exist, naming the ones there are."""
+    if not os.path.isdir(args.root):
+        raise ValueError(f"--root {args.root} is not a directory (expected the datasets root)")
+    for job in jobs:
+        for flag in CONFIG_FLAGS:
+            if flag not in job.command:
+                continue
+            path = job.command[job.command.index(flag) + 1]
+            if not os.path.isfile(os.path.join(REPO_ROOT, path)):
+                folder = os.path.join(REPO_ROOT, os.path.dirname(path))
+                names = sorted(os.path.splitext(name)[0] for name in os.listdir(folder)
+                               if name.endswith(".yaml")) if os.path.isdir(folder) else []
+                raise ValueError(f"{path} not found (for {job.name}); {os.path.dirname(path)} has: "
+                                 f"{', '.join(names) or 'nothing'}")
+
+
 def write_results(args) -> int:
     """Print the protocol's table and write it (and its figure) under ``<output>/tables/``."""
     output_root = os.path.join(REPO_ROOT, args.output)
@@ -129,6 +150,7 @@ def main(argv=None) -> int:
     try:
         slots = parse_slots(args.gpus, args.jobs)
         jobs = build_jobs(args)
+        check_inputs(args, jobs)
     except (ValueError, FileNotFoundError) as error:
         print(f"run_protocol.py: error: {error}", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ from tabulate import tabulate  # noqa: E402
 import trainers  # noqa: E402,F401
 from tools.cli import default_cfg  # noqa: E402
 from trainers.backbone.clip_loader import load_clip  # noqa: E402
-from trainers.backbone.tiny_clip import ensure_tiny_clip  # noqa: E402
+from testing.tiny_clip import ensure_tiny_clip  # noqa: E402
 from trainers.gram.meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective  # noqa: E402
 from trainers.gram.meta_trainer import build_method_model  # noqa: E402
 from trainers.gram.regulator import GradientRegulator  # noqa: E402

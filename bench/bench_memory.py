@@ -61,7 +61,7 @@ def memory_case(trainer_name: str, root: str, backbone: str, layers: int, output
 
 def prepare(work_dir: str, classes: int, layers: int) -> tuple:
     from datasets.fixtures import build_fixture
-    from trainers.backbone.tiny_clip import VIT_B16, ensure_tiny_clip
+    from testing.tiny_clip import VIT_B16, ensure_tiny_clip
 
     root = os.path.join(work_dir, f"imagenet{classes}")
     if not os.path.isdir(os.path.join(root, "imagenet")):
@@ -94,7 +94,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     print(tabulate(rows, headers="keys", tablefmt="github"))
     if args.out:
-        from tools.atomic import write_text_atomically
+        from fileio.atomic import write_text_atomically
 
         write_text_atomically(args.out, json.dumps(rows, indent=2) + "\n")
 

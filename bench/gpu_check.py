@@ -31,7 +31,7 @@ if REPO not in sys.path:
 
 import torch  # noqa: E402
 
-from tools.atomic import write_text_atomically  # noqa: E402
+from fileio.atomic import write_text_atomically  # noqa: E402
 
 STEPS = 20
 TRAINERS = ("CoOp", "CoCoOp", "KgCoOp", "VPT", "MaPLe", "ProMetaR", "TPT")  # each also with its _GRAM variant
@@ -216,8 +216,8 @@ def check_kmeans(device: str, rows: int = 1_000_000, dim: int = 512, k: int = 25
     """The clustering stage's k-means (FAISS, GPU when this FAISS build has one) on random joint features."""
     import numpy as np
 
-    from trainers.gram.clustering.features import PairedFeatures
-    from trainers.gram.clustering.kmeans import fit_joint_kmeans, gpu_available
+    from clustering.features import PairedFeatures
+    from clustering.kmeans import fit_joint_kmeans, gpu_available
 
     use_gpu = device == "cuda" and gpu_available()
     rng = np.random.default_rng(0)
@@ -273,7 +273,7 @@ def prepare(out_dir: str, classes: int, backbone: str) -> tuple:
     """``(dataset root, CLIP checkpoint)``: the synthetic ImageNet (64-px images, resized by the transforms)
     and, unless given, a random-weight CLIP ViT-B/16 in OpenAI's state-dict format."""
     from datasets.fixtures import build_fixture
-    from trainers.backbone.tiny_clip import VIT_B16, ensure_tiny_clip
+    from testing.tiny_clip import VIT_B16, ensure_tiny_clip
 
     root = os.path.join(out_dir, "data")
     if not os.path.isdir(os.path.join(root, "imagenet")):

@@ -1,7 +1,6 @@
-"""Shared test fixtures for the CLIP backbone and the CLIP trainers (owned by the backbone tests).
+"""Shared test helpers for the CLIP backbone and the CLIP trainers (the session fixtures they use,
+``tiny_vit_checkpoint``, ``tiny_rn_checkpoint`` and ``dataset_root``, are in ``conftest.py``).
 
-- ``tiny_vit_checkpoint`` / ``tiny_rn_checkpoint``: session-wide tiny CLIP checkpoints in
-  OpenAI's state-dict format (built once per test session).
 - ``ClipColorFixture``: a registered Dassl dataset of small generated images (one colour per
   class, with noise), written under ``cfg.DATASET.ROOT`` on first use.
 - ``clip_trainer_cfg`` / ``build_clip_trainer``: a full config (Dassl defaults + every trainer
@@ -13,10 +12,7 @@ import os
 from typing import List, Optional
 
 import numpy as np
-import pytest
 from PIL import Image
-
-from trainers.backbone.tiny_clip import ensure_tiny_clip
 
 RN_TEST_SIZES = {"vision_width": 32}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,23 +37,6 @@ def entry_point_env(**extra: str) -> dict:
                OMP_NUM_THREADS="1")
     env.update(extra)
     return env
-
-
-@pytest.fixture(scope="session")
-def tiny_vit_checkpoint(tmp_path_factory) -> str:
-    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
-    return ensure_tiny_clip(os.path.join(folder, "tiny_vit.pt"), arch="vit", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_rn_checkpoint(tmp_path_factory) -> str:
-    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
-    return ensure_tiny_clip(os.path.join(folder, "tiny_rn.pt"), arch="rn", seed=0, **RN_TEST_SIZES)
-
-
-@pytest.fixture(scope="session")
-def dataset_root(tmp_path_factory) -> str:
-    return str(tmp_path_factory.getbasetemp() / "data")
 
 
 def write_color_images(folder: str) -> None:

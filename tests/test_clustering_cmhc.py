@@ -5,11 +5,11 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from trainers.gram.clustering import ClusteringSettings, FeatureError, build_split
-from trainers.gram.clustering.cmhc import average_linkage_levels
-from trainers.gram.clustering.features import PairedFeatures
-from trainers.gram.clustering.kmeans import gpu_available, resolve_gpu
-from trainers.gram.clustering.planted import hierarchical_pairs, labels_at_depth, noisy_rows
+from clustering import ClusteringSettings, FeatureError, build_split
+from clustering.cmhc import average_linkage_levels
+from clustering.features import PairedFeatures
+from clustering.kmeans import gpu_available, resolve_gpu
+from testing.planted import hierarchical_pairs, labels_at_depth, noisy_rows
 
 
 def _ids(n):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers_clip import REPO, tiny_vit_checkpoint  # noqa: F401
+from helpers_clip import REPO
 
 
 def load_gpu_check():

@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from helpers_clip import REPO, TINY_CONFIGS, build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import gram_split, write_fresh_meta_checkpoint  # noqa: F401
+from helpers_clip import REPO, TINY_CONFIGS, build_clip_trainer
+from helpers_gram import write_fresh_meta_checkpoint
 
 import trainers  # noqa: F401  (registers the trainers)
 from dassl.engine import TRAINER_REGISTRY

@@ -1,10 +1,9 @@
 """Precision and learning-rate details of the GPU path follow each reference implementation
-(TPT, MaPLe, VPT, ProMetaR), tested on the CPU with the GPU path's dtypes (``helpers_precision``)."""
+(TPT, MaPLe, VPT, ProMetaR), tested on the CPU with the GPU path's dtypes (the ``honour_precision_on_cpu`` fixture)."""
 import pytest
 import torch
 
-from helpers_clip import build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401
-from helpers_precision import honour_precision_on_cpu  # noqa: F401
+from helpers_clip import build_clip_trainer
 from trainers.backbone.precision import PrecisionFallbackWarning
 
 TPT_CONFIG = "configs/trainers/TPT/tiny.yaml"

@@ -25,8 +25,10 @@ import pytest
 
 import parse_test_res
 import run_protocol
-from tools.protocol_card import file_fingerprint
-from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401 (fixture)
+from fileio.hashing import file_fingerprint
+from helpers_clip import REPO, entry_point_env
+
+pytestmark = pytest.mark.slow  # end to end: the real entry points
 
 SEED = "1"
 SHOTS = "1"

@@ -1,24 +1,14 @@
 """Every trainer and GRAM variant at CLIP ViT-B/16's widths and heads (768 / 512 wide, 12 / 8 heads; 2 layers,
 32-pixel images), loaded through the normal checkpoint path, in fp32 and in the PREC the shipped ViT-B/16
-configs use (fp16, run on the CPU: ``helpers_precision``). Shape bugs a 64-wide CLIP hides (MaPLe's
+configs use (fp16, run on the CPU: the ``honour_precision_on_cpu`` fixture). Shape bugs a 64-wide CLIP hides (MaPLe's
 512 -> 768 coupling, 768-wide visual prompts) show up here."""
-import os
-
 import pytest
 import torch
 
-from helpers_clip import TINY_CONFIGS, build_clip_trainer, dataset_root  # noqa: F401
+from helpers_clip import TINY_CONFIGS, build_clip_trainer
 from helpers_gram import write_fresh_meta_checkpoint
-from helpers_precision import honour_precision_on_cpu  # noqa: F401
-from trainers.backbone.tiny_clip import VIT_B16_WIDTHS, ensure_tiny_clip
 
 SHIPPED_PRECISIONS = ("fp32", "fp16")  # the tiny configs' and the ViT-B/16 configs'
-
-
-@pytest.fixture(scope="session")
-def vit_b16_width_checkpoint(tmp_path_factory) -> str:
-    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
-    return ensure_tiny_clip(os.path.join(folder, "vit_b16_widths.pt"), arch="vit", seed=0, **VIT_B16_WIDTHS)
 
 
 def test_the_preset_has_vit_b16_widths_and_heads_through_the_normal_loader(vit_b16_width_checkpoint):

@@ -24,10 +24,11 @@ from typing import Optional
 
 import yaml
 
+from fileio.stage_files import META_CHECKPOINT_NAME
 from tools import names
+from tools.results import is_run_done
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-META_CKPT_NAME = "meta_checkpoint.pth"
 RESERVED_TOP = ("base2new", "evaluation", "tta", "gram")
 
 FOLDERS = {
@@ -37,6 +38,7 @@ FOLDERS = {
     "zeroshot": "{trainer}/{cfg}/{dataset}",
     "tta": "tta/{trainer}/{cfg}/{dataset}/seed{seed}",
 }
+META_FOLDER = "gram/{cfg}"  # meta_train.sh's output for a GRAM config, where the GRAM runs find the meta checkpoint
 _FIELD_PATTERNS = {
     "shots": r"\d+",
     "seed": r"\d+",
@@ -226,7 +228,7 @@ class CommandBuilder:
         self.gram_cfg = recipe.gram_config(protocol)
         if self.gram_cfg:
             self.meta_ckpt = settings.meta_ckpt or os.path.join(
-                settings.output_root, "gram", self.gram_cfg, META_CKPT_NAME
+                settings.output_root, META_FOLDER.format(cfg=self.gram_cfg), META_CHECKPOINT_NAME
             )
         self.coop_values = self._coop_values() if recipe.coop_options else None
 
@@ -371,3 +373,32 @@ def build_runs(
                 for dataset in datasets:
                     runs += [builder.base2new_train(dataset, shots, seed), builder.base2new_test(dataset, shots, seed)]
     return runs
+
+
+def shell_definitions() -> str:
+    """What ``scripts/common.sh`` takes from here: the folder templates (``FOLDERS`` and ``meta``, the
+    ``META_FOLDER``) and the meta-checkpoint file name."""
+    templates = dict(FOLDERS, meta=META_FOLDER)
+    folders = " ".join(f"[{kind}]={shlex.quote(template)}" for kind, template in templates.items())
+    return f"declare -A FOLDERS=({folders})\nMETA_CKPT_NAME={shlex.quote(META_CHECKPOINT_NAME)}\n"
+
+
+def main(argv: Optional[list] = None) -> int:
+    """``python -m tools.protocols shell`` prints ``shell_definitions()``; ``python -m tools.protocols done DIR``
+    exits 0 when the run folder holds a result (``tools.results.is_run_done``), 1 when it does not."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tools.protocols", description=main.__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("shell", help="the folder templates and file names, as bash definitions")
+    done = commands.add_parser("done", help="exit 0 when RUN_DIR holds a result")
+    done.add_argument("run_dir")
+    args = parser.parse_args(argv)
+    if args.command == "shell":
+        print(shell_definitions(), end="")
+        return 0
+    return 0 if is_run_done(args.run_dir) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

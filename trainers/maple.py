@@ -17,8 +17,10 @@ import torch
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
 from torch import nn
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, TextPrompts, check_depth, vision_width
 
 
@@ -38,6 +40,17 @@ class MultiModalPromptLearner(TextPrompts):
         """Layer j's visual prompt is the projection of layer j's text prompt."""
         deep = [project(prompt) for project, prompt in zip(self.compound_prompt_projections, self.deep_text)]
         return [self.proj(self.ctx), *deep]
+
+
+@config_section
+def maple_config(cfg: CN) -> None:
+    """MaPLe's keys (``TRAINER.MAPLE``)."""
+    cfg.TRAINER.MAPLE = CN()
+    cfg.TRAINER.MAPLE.N_CTX = 2
+    cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
+    cfg.TRAINER.MAPLE.PREC = "fp16"
+    cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
+    cfg.TRAINER.MAPLE.TEXT_CHUNK = 256
 
 
 @TRAINER_REGISTRY.register()

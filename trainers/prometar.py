@@ -43,15 +43,16 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from torch import nn
 from torch.func import functional_call
+from yacs.config import CfgNode as CN
 
+from trainers.backbone.attention import twice_differentiable
 from trainers.backbone.precision import autocast_context
-from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.backbone.prompt_trainer import PromptTrainer, TensorDict
 from trainers.backbone.templates import ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
-from trainers.gram.meta_learning import twice_differentiable
+from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
-TensorDict = Dict[str, torch.Tensor]
 VNET_LR_SCHEDULES = ("reference", "stepped")
 
 
@@ -159,6 +160,35 @@ def split_support_query(labels: torch.Tensor) -> Optional[Tuple[torch.Tensor, to
         return None
     query_class = classes[torch.randint(len(classes), (1,)).item()]
     return torch.where(labels != query_class)[0], torch.where(labels == query_class)[0]
+
+
+@config_section
+def prometar_config(cfg: CN) -> None:
+    """ProMetaR's keys (``TRAINER.PROMETAR`` and the regulator's optimizer ``OPTIM_VNET``)."""
+    cfg.TRAINER.PROMETAR = CN()
+    cfg.TRAINER.PROMETAR.N_CTX_VISION = 4
+    cfg.TRAINER.PROMETAR.N_CTX_TEXT = 4
+    cfg.TRAINER.PROMETAR.CTX_INIT = "a photo of a"
+    cfg.TRAINER.PROMETAR.PREC = "fp16"
+    cfg.TRAINER.PROMETAR.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.PROMETAR.PROMPT_DEPTH_TEXT = 9
+    # regularizer weights: the values ProMetaR's code applies (it hard-codes 50 and 20)
+    cfg.TRAINER.PROMETAR.TEXT_LOSS_WEIGHT = 50.0
+    cfg.TRAINER.PROMETAR.IMAGE_LOSS_WEIGHT = 20.0
+    cfg.TRAINER.PROMETAR.ADAPT_LR = 0.0005  # inner (MAML) step size
+    cfg.TRAINER.PROMETAR.LR_RATIO = 0.0005  # scale of the query (outer) loss
+    cfg.TRAINER.PROMETAR.FAST_ADAPTATION = False  # first-order inner step
+    cfg.TRAINER.PROMETAR.MIXUP_ALPHA = 0.5
+    cfg.TRAINER.PROMETAR.MIXUP_BETA = 0.5
+    cfg.TRAINER.PROMETAR.DIM_RATE = 8  # hidden size of the regulator = dim // DIM_RATE
+    cfg.TRAINER.PROMETAR.TEXT_CHUNK = 256
+    # "reference": as ProMetaR's code, the v-net's scheduler is built but never stepped, so the v-net
+    # trains at its warm-up LR (OPTIM_VNET.WARMUP_CONS_LR) for all epochs; "stepped": it follows
+    # OPTIM_VNET's schedule (e.g. a cosine from OPTIM_VNET.LR), stepped with the prompts'
+    cfg.TRAINER.PROMETAR.VNET_LR_SCHEDULE = "reference"
+
+    # second optimizer, for the regulator ("v-net"), with Dassl's OPTIM keys
+    cfg.OPTIM_VNET = cfg.OPTIM.clone()
 
 
 @TRAINER_REGISTRY.register()

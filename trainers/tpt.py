@@ -1,7 +1,7 @@
 """TPT (Shu et al., "Test-Time Prompt Tuning for Zero-Shot Generalization in VLMs", NeurIPS 2022).
 
 Per test image: N views (the image itself and N - 1 random resized crops, AugMix'ed for every set
-outside the ImageNet family, as TPT does: ``trainers.tpt_augmix``) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
+outside the ImageNet family, as TPT does: ``trainers.backbone.tpt_views``) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
 confident views (lowest prediction entropy) are kept; the entropy of their averaged prediction
 (marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
 (lr ``TRAINER.TPT.LR``); the image is then classified with the tuned prompt, and prompt and
@@ -19,15 +19,15 @@ import copy
 from typing import Callable, Dict, List, Optional
 
 import torch
-from dassl.data import DataManager
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import load_pretrained_weights
-from tqdm import tqdm
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.precision import keep_in_fp32
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
-from trainers.tpt_augmix import TestTimeViews, uses_augmix
+from trainers.backbone.tpt_views import TestTimeViews, uses_augmix
+from trainers.config import config_section
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
 GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
@@ -53,8 +53,9 @@ def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 class TestTimeTuner:
-    __test__ = False  # not a pytest test class
     """One TPT episode per test sample on a prompted CLIP whose prompt is ``model.prompt_learner``."""
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, model: PromptCLIP, lr: float, steps: int, selection_p: float,
                  rewrite_gradient: Optional[GradientRewrite] = None):
@@ -101,6 +102,22 @@ class TestTimeTuner:
         return prediction
 
 
+@config_section
+def tpt_config(cfg: CN) -> None:
+    """TPT's keys (``TRAINER.TPT``)."""
+    cfg.TRAINER.TPT = CN()
+    cfg.TRAINER.TPT.N_CTX = 4
+    cfg.TRAINER.TPT.CTX_INIT = "a photo of a"
+    cfg.TRAINER.TPT.PREC = "fp16"
+    cfg.TRAINER.TPT.N_VIEWS = 64  # the test image plus N_VIEWS - 1 augmented views
+    cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
+    cfg.TRAINER.TPT.LR = 5e-3
+    cfg.TRAINER.TPT.STEPS = 1
+    cfg.TRAINER.TPT.AUGMIX = True  # TPT's AugMix views for every set outside the ImageNet family (False: crops only)
+    cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
+    cfg.TRAINER.TPT.TEXT_CHUNK = 256
+
+
 @TRAINER_REGISTRY.register()
 class TPT(PromptTrainer):
     """Test-time prompt tuning with the CoOp prompt learner (``TRAINER.TPT``)."""
@@ -114,15 +131,15 @@ class TPT(PromptTrainer):
             raise ValueError("TPT tunes on one test image at a time: set DATALOADER.TEST.BATCH_SIZE 1")
 
     def build_data_loader(self) -> None:
+        """Dassl's loaders, with the test images turned into their views (``TestTimeViews``)."""
+        super().build_data_loader()
         cfg = self.cfg
         augmix = uses_augmix(cfg.DATASET.NAME, cfg.TRAINER.TPT.AUGMIX)
         print(f"Test-time views: {'AugMix' if augmix else 'random resized crops'} ({cfg.DATASET.NAME})")
         views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, augmix)
-        dm = DataManager(cfg, custom_tfm_test=views)
-        self.train_loader_x, self.train_loader_u = dm.train_loader_x, dm.train_loader_u
-        self.val_loader, self.test_loader = dm.val_loader, dm.test_loader
-        self.num_classes, self.num_source_domains = dm.num_classes, dm.num_source_domains
-        self.lab2cname, self.dm = dm.lab2cname, dm
+        for loader in (self.val_loader, self.test_loader):
+            if loader is not None:
+                loader.dataset.transform = views
 
     def build_custom_clip(self, clip_model, classnames: List[str]) -> PromptCLIP:
         method = self.method_cfg
@@ -144,25 +161,12 @@ class TPT(PromptTrainer):
         """Nothing to train ahead of time: tuning happens per test sample (as ``--eval-only``)."""
         self.test()
 
-    @torch.no_grad()
     def test(self, split: Optional[str] = None) -> float:
-        """Dassl's evaluation, one tuned episode per image, with a running-accuracy progress bar."""
-        self.set_model_mode("eval")
-        self.evaluator.reset()
-        split = split or self.cfg.TEST.SPLIT
-        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
-        print(f"Evaluate on the *{split}* set (test-time prompt tuning, {self.cfg.TRAINER.TPT.N_VIEWS} views)")
-        tuner = self.build_tuner()
-        correct = total = 0
-        progress = tqdm(loader, desc="TPT", unit="img")
-        for batch in progress:
-            views, label = self.parse_batch_test(batch)
-            logits = tuner.predict(views[0])
-            self.evaluator.process(logits, label)
-            correct += int(logits.argmax(dim=-1).eq(label).sum())
-            total += label.numel()
-            progress.set_postfix(acc=f"{100.0 * correct / total:.1f}%")
-        results = self.evaluator.evaluate()
-        for key, value in results.items():
-            self.write_scalar(f"{split}/{key}", value, self.epoch)
-        return list(results.values())[0]
+        """Dassl's evaluation, each image classified after its own tuning episode (``model_inference``)."""
+        print(f"Test-time prompt tuning: {self.cfg.TRAINER.TPT.N_VIEWS} views per image")
+        self.tuner = self.build_tuner()
+        return super().test(split)
+
+    def model_inference(self, views: torch.Tensor) -> torch.Tensor:
+        """Tune on the views of the one image of the batch, then classify it: ``(1, C)`` logits."""
+        return self.tuner.predict(views[0])

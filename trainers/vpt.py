@@ -13,8 +13,10 @@ from typing import List, Optional
 import torch
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
 
@@ -36,6 +38,17 @@ def build_vpt_clip(clip_model: CLIP, classnames: List[str], n_ctx: int, depth: i
     prompts = IndependentPrompts(clip_model, classnames, n_ctx_text=0, ctx_init=template_words, depth_text=0,
                                  n_ctx_vision=n_ctx, depth_vision=depth)
     return VPTCLIP(clip_model, prompts, text_chunk)
+
+
+@config_section
+def vpt_config(cfg: CN) -> None:
+    """VPT's keys (``TRAINER.VPT``)."""
+    cfg.TRAINER.VPT = CN()
+    cfg.TRAINER.VPT.N_CTX_VISION = 8  # visual prompt length per layer
+    cfg.TRAINER.VPT.PROMPT_DEPTH_VISION = 12  # number of layers with prompts (1 = shallow)
+    cfg.TRAINER.VPT.CTX_INIT = "a photo of a"  # fixed text template
+    cfg.TRAINER.VPT.PREC = "fp16"
+    cfg.TRAINER.VPT.TEXT_CHUNK = 256
 
 
 @TRAINER_REGISTRY.register()

@@ -4,18 +4,25 @@ It holds the meta-learned prompt initialization (named like the prompt method's 
 regulator's config and weights, the prompt method it was made for, the CLIP checkpoint's
 fingerprint and the meta-training settings. It is written atomically and checked on load: a
 checkpoint made with another CLIP, or for prompts of another shape, is refused with a clear error.
+
+A meta checkpoint is the file people download and share, so it holds only tensors, plain dicts, lists,
+strings and numbers, and is read with ``torch.load(weights_only=True)``, which runs no code from the file.
+A file that needs full unpickling is refused unless the caller opts in (``allow_pickle``, the config key
+``TRAIN.ALLOW_PICKLED_CHECKPOINTS``), with a warning.
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import pickle
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .clustering.atomic import atomic_write
+from fileio.atomic import write_atomically
+
 from .regulator import build_regulator, regulator_from_config
 
 FORMAT = "gram-meta-checkpoint/1"
@@ -44,15 +51,6 @@ class MetaCheckpoint:
         return regulator.eval()
 
 
-def file_fingerprint(path: str) -> str:
-    """First 16 hex digits of the file's sha256 (as recorded in logs and results)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
     """Write ``checkpoint`` to ``path`` atomically."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -60,7 +58,7 @@ def save_meta_checkpoint(checkpoint: MetaCheckpoint, path: str) -> None:
     payload = {"format": FORMAT, **asdict(checkpoint)}
     payload["prompt_init"] = {k: v.detach().cpu().float() for k, v in checkpoint.prompt_init.items()}
     payload["regulator_state"] = {k: v.detach().cpu() for k, v in checkpoint.regulator_state.items()}
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    write_atomically(path, lambda handle: torch.save(payload, handle), binary=True)
 
 
 def fresh_meta_checkpoint(method: str, prompts: Mapping[str, Tensor], clip_fingerprint: str, backbone: str,
@@ -72,15 +70,32 @@ def fresh_meta_checkpoint(method: str, prompts: Mapping[str, Tensor], clip_finge
                           regulator.state_dict(), clip_fingerprint, backbone)
 
 
-def load_meta_checkpoint(path: str) -> MetaCheckpoint:
-    """Read a meta checkpoint, refusing files that are not one."""
+def _read_payload(path: str, allow_pickle: bool):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not allow_pickle:
+            raise MetaCheckpointError(
+                f"{path} holds pickled objects that torch.load(weights_only=True) refuses ({reason}); if you trust "
+                "the file, set TRAIN.ALLOW_PICKLED_CHECKPOINTS True to unpickle it in full") from None
+    warnings.warn(f"{path}: unpickling the meta checkpoint in full (TRAIN.ALLOW_PICKLED_CHECKPOINTS): "
+                  "this can run any code in the file")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def load_meta_checkpoint(path: str, allow_pickle: bool = False) -> MetaCheckpoint:
+    """Read a meta checkpoint (``weights_only``; see the module doc for ``allow_pickle``), refusing files
+    that are not one."""
     if not path:
         raise MetaCheckpointError("no meta checkpoint given: set TRAINER.GRAM.META_CKPT to the file "
                                   "meta_train.py wrote (e.g. output/gram/<method>/meta_checkpoint.pth)")
     if not os.path.isfile(path):
         raise MetaCheckpointError(f"meta checkpoint not found: {path} (run meta_train.py or scripts/gram/meta_train.sh)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = _read_payload(path, allow_pickle)
+    except MetaCheckpointError:
+        raise
     except Exception as error:  # truncated file, not a torch file
         raise MetaCheckpointError(f"{path} is not a readable meta checkpoint ({type(error).__name__})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -18,17 +18,16 @@ through psi_phi(g) with g held fixed.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from trainers.backbone.attention import twice_differentiable
+from trainers.backbone.prompt_trainer import TensorDict
 
 from .task_loss import LossFn
-
-TensorDict = Dict[str, Tensor]
 
 
 @dataclass
@@ -94,11 +93,6 @@ def similarity_target(task: MetaTask, params: Mapping[str, Tensor], loss_fn: Los
     if not parts:
         return None
     return torch.stack([p.float() for p in parts]).mean()
-
-
-def twice_differentiable(second_order: bool):
-    """Fused attention kernels have no double backward: second-order steps use the math kernel."""
-    return sdpa_kernel([SDPBackend.MATH]) if second_order else nullcontext()
 
 
 def meta_objective(params: Mapping[str, Tensor], task: MetaTask, loss_fn: LossFn, regulator: nn.Module,

@@ -28,19 +28,22 @@ from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import AverageMeter
 from torch import nn
 
+from clustering.encode import load_encoded
+from clustering.features import refuse_nonfinite_rows
+from clustering.split_file import load_split
+from clustering.task_sampler import TaskSampler
+from fileio.stage_files import META_CHECKPOINT_NAME
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
+from trainers.backbone.prompt_trainer import trainable_prompt_parameters
 from trainers.backbone.transforms import clip_preprocess
 
-from .clustering import TaskSampler, load_encoded, load_split
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
 from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
-from .mixin import trainable_prompt_parameters
 from .regulator import build_regulator
 from .structure_tta import (StructureInducedRegulator, entropy_step_objective, structure_encoder_from_split,
                             test_time_payload)
 from .task_loss import PairBatch, make_pair_logits, make_pair_loss, mix_query_with_support
 
-META_CHECKPOINT_NAME = "meta_checkpoint.pth"
 PLACEHOLDER_CLASSNAMES = ["object"]
 
 
@@ -107,10 +110,15 @@ class MetaTrainer(TrainerBase):
             or os.path.join(os.path.dirname(os.path.abspath(split_path)), "features")
         self.encoded = load_encoded(cache_dir, expected_clip_fingerprint=self.clip_fingerprint)
         self.split.check_corpus_ids(self.encoded.ids, source=f"feature cache {cache_dir}")
+        refuse_nonfinite_rows(self.encoded.image, self.encoded.text, self.encoded.ids, f"feature cache {cache_dir}")
 
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
-        self.model = build_method_model(cfg, self.gram.METHOD, clip_model, self.device).to(self.device)
         image_tower_frozen = getattr(TRAINER_REGISTRY.get(self.gram.METHOD), "image_tower_frozen", False)
+        if not image_tower_frozen and self.gram.CORPUS:
+            from datasets.corpus import corpus_fingerprint
+
+            self.split.check_corpus_source(self.gram.CORPUS, corpus_fingerprint(self.gram.CORPUS), split_path)
+        self.model = build_method_model(cfg, self.gram.METHOD, clip_model, self.device).to(self.device)
         self.images = (torch.from_numpy(self.encoded.image) if image_tower_frozen
                        else PixelStore(self.gram.CORPUS, self.encoded.ids, clip_model.visual.input_resolution))
 
@@ -127,8 +135,9 @@ class MetaTrainer(TrainerBase):
             inner_lr=self.gram.INNER_LR, inner_steps=self.gram.INNER_STEPS, first_order=self.gram.FIRST_ORDER,
             consistency_weight=self.gram.CONSISTENCY_WEIGHT, gradient_similarity=self.gram.GRADIENT_SIMILARITY)
         self.learner = MetaLearner(self.prompt_params, self.regulator, make_pair_loss(self.model), self.settings)
-        self.sampler = self._sampler(seed=max(cfg.SEED, 0))
-        self.val_tasks = self._sampler(seed=max(cfg.SEED, 0) + 10_000).sample_tasks(self.gram.VAL_TASKS)
+        self.seed = max(cfg.SEED, 0)  # SEED -1 (no fixed seed, train.py's default) draws as seed 0 does
+        self.sampler = self._sampler(seed=self.seed)
+        self.val_tasks = self._sampler(seed=self.seed + 10_000).sample_tasks(self.gram.VAL_TASKS)
         self.validation_history: List[Dict[str, float]] = []
 
     def _sampler(self, seed: int) -> TaskSampler:
@@ -166,7 +175,7 @@ class MetaTrainer(TrainerBase):
         iters = self.gram.ITERS_PER_EPOCH
         for self.batch_idx in range(iters):
             step = self.sampler.step
-            tasks = [self.meta_task(t, mix_seed=(self.cfg.SEED, step, i))
+            tasks = [self.meta_task(t, mix_seed=(self.seed, step, i))
                      for i, t in enumerate(self.sampler.sample_tasks(self.gram.META_BATCH))]
             self.state.sampler_step.fill_(self.sampler.step)
             stats = self.learner.step(tasks, self.optim)
@@ -224,7 +233,7 @@ class MetaTrainer(TrainerBase):
         regulator = StructureInducedRegulator(shapes, encoder.num_features, gram.RANK, gram.GATE_HIDDEN).to(self.device)
         optimizer = torch.optim.Adam(regulator.parameters(), lr=self.cfg.OPTIM.LR)
         logits_fn = make_pair_logits(self.model)
-        sampler = self._sampler(seed=max(self.cfg.SEED, 0) + 20_000)
+        sampler = self._sampler(seed=self.seed + 20_000)
         meter = AverageMeter()
         for step in range(gram.TTA_ITERS):
             losses = []

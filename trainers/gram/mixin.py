@@ -15,12 +15,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from trainers.backbone.prompt_trainer import trainable_prompt_parameters
+
 from .meta_checkpoint import MetaCheckpoint, check_compatible, copy_prompt_init, load_meta_checkpoint
-
-
-def trainable_prompt_parameters(model: nn.Module) -> Dict[str, nn.Parameter]:
-    """The prompt tensors of a prompt method: its parameters left trainable (CLIP is frozen)."""
-    return {name: param for name, param in model.named_parameters() if param.requires_grad}
 
 
 class GradientRegulationHook:
@@ -64,7 +61,7 @@ class GRAMMixin:
         super().build_model()
         gram_cfg = self.cfg.TRAINER.GRAM
         path = gram_cfg.META_CKPT
-        self.meta_checkpoint = load_meta_checkpoint(path)
+        self.meta_checkpoint = load_meta_checkpoint(path, allow_pickle=self.cfg.TRAIN.ALLOW_PICKLED_CHECKPOINTS)
         prompt_params = trainable_prompt_parameters(self.model)
         shapes = {name: tuple(param.shape) for name, param in prompt_params.items()}
         check_compatible(self.meta_checkpoint, path, clip_fingerprint_of(self.cfg), shapes, type(self).__name__)

@@ -12,7 +12,7 @@ from typing import Tuple, Union
 import torch
 from clip.model import CLIP
 
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 from trainers.backbone.clip_loader import load_clip_state_dict
 
 VisionLayers = Union[int, Tuple[int, int, int, int]]

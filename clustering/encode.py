@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .atomic import save_npy_atomic, write_json_atomic
+from fileio.atomic import save_npy_atomic, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = 1

@@ -5,10 +5,9 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from helpers_clip import dataset_root, tiny_vit_checkpoint  # noqa: F401
 
-from trainers import tpt_augmix
-from trainers.tpt_augmix import OPERATIONS, AugMixView, TestTimeViews, uses_augmix
+from trainers.backbone import tpt_views
+from trainers.backbone.tpt_views import OPERATIONS, AugMixView, TestTimeViews, uses_augmix
 
 
 def gradient_image(size: int = 48) -> Image.Image:
@@ -28,7 +27,7 @@ def test_the_nine_operations_of_augmix_keep_the_size_and_stay_mild_at_severity_o
     levels = []
     for seed in range(200):
         np.random.seed(seed)
-        levels.append(tpt_augmix._int_level(1, 30))
+        levels.append(tpt_views._int_level(1, 30))
     assert set(levels) <= {0, 1, 2} and 2 in levels  # rotation at severity 1: at most 2 of 30 degrees
 
 

@@ -1,9 +1,9 @@
 """TPT (Shu et al., "Test-Time Prompt Tuning for Zero-Shot Generalization in VLMs", NeurIPS 2022).
 
 Per test image: N views (the image itself and N - 1 random resized crops, AugMix'ed for every set
-outside the ImageNet family, as TPT does: ``trainers.backbone.tpt_views``) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
-confident views (lowest prediction entropy) are kept; the entropy of their averaged prediction
-(marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
+outside the ImageNet family, as TPT does: ``trainers.backbone.tpt_views``) are encoded in one batch
+by the frozen image tower; the ``SELECTION_P`` most confident views (lowest prediction entropy)
+are kept; the entropy of their averaged prediction (marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
 (lr ``TRAINER.TPT.LR``); the image is then classified with the tuned prompt, and prompt and
 optimizer state are reset before the next image. ``TRAINER.TPT.COOP_INIT`` starts from a CoOp
 checkpoint instead of the ``CTX_INIT`` words (TPT+CoOp). Run it with ``train.py --eval-only``;

@@ -67,7 +67,7 @@ def test_every_option_has_help_that_states_its_default(program):
 def test_run_protocol_help_names_the_defaults_the_issue_asked_for():
     text = run_protocol.build_parser().format_help()
     flat = " ".join(text.split())
-    for expected in ("(default: 1 2 3)", "(default: auto)", "context tokens (default: 16)",
+    for expected in ("(default: 1 2 3)", "(default: auto)", "context tokens (default: the config's N_CTX, else 16)",
                      "default: 1 2 4 8 16 for fewshot, else 16"):
         assert expected in flat, expected
 

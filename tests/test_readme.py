@@ -69,7 +69,7 @@ def substitute(body: str, values: dict, opts: str, venv_bin: str) -> str:
 def test_readme_blocks_are_found_and_marked():
     blocks = bash_blocks(open(README).read())
     skipped = [reason for _, reason in blocks if reason]
-    assert len(blocks) >= 5 and len(skipped) <= 1, skipped  # keep what is not run to a minimum
+    assert len(blocks) >= 5 and len(skipped) <= 2, skipped  # keep what is not run to a minimum
     joined = "\n".join(body for body, _ in blocks)
     for name in SUBSTITUTED:
         assert re.search(rf"^export {name}=", joined, re.MULTILINE), f"no `export {name}=` in the README"

@@ -6,10 +6,13 @@
     python run_protocol.py cross_dataset --trainer MaPLe --root $DATA --gpus 0   # ImageNet -> 10 datasets
     python run_protocol.py dg --trainer CoOp --root $DATA --gpus 0,1             # ImageNet -> V2/Sketch/A/R
     python run_protocol.py tta --trainer TPT --trainer TPT_GRAM --root $DATA --gpus 0
+    python run_protocol.py fewshot --trainer CoOp --root $DATA --launcher slurm --partition gpu --time 120 \
+        --gpus-per-job 1 --array-parallelism 64                                 # one SLURM job per run
 
 Runs use the output folders and train.py arguments of the bash scripts in scripts/ (tools/protocols.py), skip
 finished runs, run again unfinished ones (train.py resumes from the last checkpoint), and run one job per GPU
-(tools/runner.py). The table (Markdown + CSV, and a PNG for fewshot and base2new) is written to
+(tools/runner.py), or with ``--launcher slurm`` one SLURM job per run through submitit, with the same
+skipping and re-submission (tools/slurm_launcher.py). The table (Markdown + CSV, and a PNG for fewshot and base2new) is written to
 ``<output>/tables/``. The exit code is 1 when a run failed; their logs are listed.
 """
 import argparse
@@ -22,6 +25,7 @@ from tools.protocols import (
     DEFAULT_DATASETS, PROTOCOLS, REPO_ROOT, RunSpec, Settings, build_runs, recipe_for,
 )
 from tools.runner import Job, parse_slots, run_jobs
+from tools.slurm_launcher import LauncherError, SlurmSettings, run_jobs_submitit
 
 FIGURES = {"fewshot": plots.fewshot_curves, "base2new": plots.base2new_bars}
 
@@ -55,6 +59,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--persistent-workers", action="store_true",
                         help="run train.py jobs in one long-lived process per slot (torch's start-up paid once "
                              "per slot: much faster for small CPU runs)")
+    cluster = parser.add_argument_group("cluster launcher (--launcher slurm, through submitit)")
+    cluster.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
+                         help="local: this machine's queue over --gpus; slurm: one SLURM job per run, in job arrays; "
+                              "submitit-local: the slurm path with submitit's local executor (to try a sweep)")
+    cluster.add_argument("--partition", help="SLURM partition")
+    cluster.add_argument("--time", type=int, default=240, help="SLURM time limit per run, minutes")
+    cluster.add_argument("--gpus-per-job", type=int, default=1, help="GPUs per run")
+    cluster.add_argument("--cpus-per-job", type=int, help="CPU cores per run")
+    cluster.add_argument("--array-parallelism", type=int, default=32, help="runs of one job array at once")
+    cluster.add_argument("--slurm-folder", default="output/slurm",
+                         help="submitit's logs (relative to the repository root)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE pairs for every run")
     args = parser.parse_args(argv)
     if not args.root:
@@ -159,8 +174,19 @@ def main(argv=None) -> int:
             state = "done" if job.is_done() else "to run"
             print(f"[{state}] {' '.join(job.command)}")
         return 0
-    summary = run_jobs(jobs, slots, cwd=REPO_ROOT, progress=not args.no_progress,
-                       persistent_workers=args.persistent_workers)
+    if args.launcher == "local":
+        summary = run_jobs(jobs, slots, cwd=REPO_ROOT, progress=not args.no_progress,
+                           persistent_workers=args.persistent_workers)
+    else:
+        settings = SlurmSettings(
+            folder=os.path.join(REPO_ROOT, args.slurm_folder), partition=args.partition, time_minutes=args.time,
+            gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+            array_parallelism=args.array_parallelism, cluster="local" if args.launcher == "submitit-local" else "slurm")
+        try:
+            summary = run_jobs_submitit(jobs, settings, cwd=REPO_ROOT)
+        except LauncherError as error:
+            print(f"run_protocol.py: error: {error}", file=sys.stderr)
+            return 2
     print(summary.report())
     write_results(args)
     return 0 if summary.ok else 1

@@ -32,6 +32,7 @@ not UTF-8, is an input error and raises, naming the file and line.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -63,6 +64,15 @@ class CorpusItem:
     caption: str
 
 
+@dataclass(frozen=True)
+class LazyCorpusItem:
+    """A corpus entry whose image is decoded only when ``load_image()`` is called (None if unreadable)."""
+
+    id: str
+    caption: str
+    load_image: Callable[[], Image.Image | None]
+
+
 @dataclass
 class CorpusStats:
     seen: int = 0  # entries of this shard read from the source
@@ -90,7 +100,8 @@ def _digest(text: str) -> int:
 
 def corpus_fingerprint(source: str) -> str:
     """First 16 hex digits of a sha256 that identifies a corpus wherever it is copied: the manifest's bytes, or
-    for a folder of shards the relative paths and sizes of its files."""
+    for a folder of shards the relative paths and sizes of its files (hidden ones, such as the shard indexes
+    ``datasets.corpus_index`` caches there, left out)."""
     digest = hashlib.sha256()
     if os.path.isfile(source):
         with open(source, "rb") as handle:
@@ -98,7 +109,7 @@ def corpus_fingerprint(source: str) -> str:
                 digest.update(block)
         return digest.hexdigest()[:16]
     for folder, _, names in sorted(os.walk(source)):
-        for name in sorted(names):
+        for name in sorted(name for name in names if not name.startswith(".")):
             path = os.path.join(folder, name)
             digest.update(f"{os.path.relpath(path, source)}\t{os.path.getsize(path)}\n".encode("utf-8"))
     return digest.hexdigest()[:16]
@@ -162,6 +173,30 @@ class ImageTextCorpus:
         finally:
             counts = ", ".join(f"{name}={count}" for name, count in asdict(stats).items())
             logger.info("image-text corpus %s: %s", label, counts)
+
+    @property
+    def shards(self) -> list[str]:
+        """The tar shards of the source, in reading order ([] for a manifest)."""
+        return list(self._shards)
+
+    def image_paths(self) -> Iterator[tuple[str, str]]:
+        """``(id, image path)`` of every manifest entry (no image is opened; nothing for tar shards)."""
+        if self._shards:
+            return
+        for entry in self._entries(0, 1):
+            if entry.image_path is not None:
+                yield entry.id, entry.image_path
+
+    def lazy(self) -> Iterator[LazyCorpusItem]:
+        """One pass like ``iterate()`` (same entries, same order) that decodes no image until asked: an
+        entry whose image turns out missing or corrupt is counted in ``.stats`` when it is loaded."""
+        stats = self.stats = CorpusStats()
+        for entry in self._entries(0, 1):
+            stats.seen += 1
+            if self.subsample is not None and not keep_fraction(entry.id, self.subsample, self.seed):
+                stats.subsampled_out += 1
+                continue
+            yield LazyCorpusItem(entry.id, entry.caption or "", functools.partial(self._decode, entry, stats))
 
     def _decode(self, entry: _Entry, stats: CorpusStats) -> Image.Image | None:
         if entry.caption is None or (entry.image_path is None and entry.image_bytes is None):
@@ -274,7 +309,7 @@ class ImageTextCorpus:
                 self.stats.bad_shards += 1
                 self.stats.lost_in_bad_shards += reader.pending_entries
                 logger.warning("image-text corpus: shard %s is damaged (%s): read %d members (%d entries), lost %d "
-                               "entry cut short; whatever followed in the original file is missing", shard,
+                               "entries cut short; whatever followed in the original file is missing", shard,
                                reader.damage, reader.members_read, reader.entries_read, reader.pending_entries)
 
 

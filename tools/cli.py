@@ -72,12 +72,14 @@ def check_output_dir(path: str) -> None:
         raise UsageError(f"output dir is not writable: {path}")
 
 
-def start_run(cfg) -> None:
-    """Seed, check the output folder and start ``log.txt`` there, as every entry point does first."""
+def start_run(cfg, log_to_file: bool = True) -> None:
+    """Seed, check the output folder and start ``log.txt`` there (unless ``log_to_file`` is False, as on
+    the ranks > 0 of a distributed run), as every entry point does first."""
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     check_output_dir(cfg.OUTPUT_DIR)
-    setup_logger(cfg.OUTPUT_DIR)
+    if log_to_file:
+        setup_logger(cfg.OUTPUT_DIR)
 
 
 @contextlib.contextmanager

@@ -40,6 +40,8 @@ def gram_config(cfg: CN) -> None:
     cfg.TRAINER.GRAM.SPLIT_FILE = ""  # split.json written by cluster.py
     cfg.TRAINER.GRAM.FEATURE_CACHE = ""  # encoded-corpus cache (default: the one the split names)
     cfg.TRAINER.GRAM.CORPUS = ""  # corpus manifest (needed for methods that prompt the image tower)
+    cfg.TRAINER.GRAM.PIXEL_WORKERS = 2  # DataLoader workers decoding those pixels ahead (0: in the main process)
+    cfg.TRAINER.GRAM.PIXEL_PREFETCH = 2  # batches each worker decodes ahead
     cfg.TRAINER.GRAM.LEVEL = -1  # hierarchy level whose clusters are the domains
     cfg.TRAINER.GRAM.ADAPTIVE_TASKS = True  # complexity-driven task construction
     cfg.TRAINER.GRAM.SUPPORT_SIZE = 16

@@ -16,6 +16,10 @@ import subprocess
 import sys
 import time
 
+from tools.omp_wait import sleep_while_waiting
+
+sleep_while_waiting()  # before torch loads: a shared CPU must not make waiting OpenMP threads spin
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRESETS = {
     # world size, clustering (k leaves, CMHC levels), meta config, trainer config, seeds, datasets

@@ -18,7 +18,7 @@ REPO = os.path.dirname(BENCH)
 QUICK = {
     "bench_engine.py": [],
     "bench_trainers.py": [],
-    "bench_gram.py": ["--repeats", "10"],
+    "bench_gram.py": ["--rounds", "6"],
     "bench_clustering.py": ["--sizes", "50000,200000", "--compare-size", "5000"],
     "bench_dataloading.py": ["--n", "256"],
     "bench_results.py": [],

@@ -16,12 +16,13 @@ on the machine hits both; min / median / max are over rounds. Two setups:
   batch 8) on 10 classes x 16 shots of the same fixture, where the image tower costs little, with
   ``CACHE_VIEWS`` from 1 up to the number of epochs.
 
-    python bench/bench_feature_cache.py [--setup vitb16|tiny|all] [--rounds N] [--threads 1]
+    python bench/bench_feature_cache.py [--setup vitb16|tiny|all] [--rounds N] [--views 1 50] [--threads 1]
 """
 import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -89,17 +90,18 @@ def spread(values: List[float]) -> str:
     return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f}"
 
 
-def bench_setup(paths: Dict[str, str], setup: str, rounds: int, threads: int, work_dir: str) -> dict:
-    cases = [0, *SETUPS[setup]["views"]]
-    runs = {views: [] for views in cases}
+def bench_setup(paths: Dict[str, str], setup: str, views: List[int], rounds: int, threads: int, work_dir: str) -> dict:
+    cases = [0, *views]
+    runs = {case: [] for case in cases}
     for round_index in range(rounds):
-        for views in cases:
-            output_dir = os.path.join(work_dir, "runs", f"{setup}_views{views}_round{round_index}")
-            runs[views].append(run_train(paths, setup, views, output_dir, threads))
-    result = {"runs": {str(views): timings for views, timings in runs.items()}, "ratios": {}}
-    for views in cases[1:]:
-        result["ratios"][str(views)] = {
-            key: [plain[key] / cached[key] for plain, cached in zip(runs[0], runs[views])] for key in ("cpu_s", "wall_s")}
+        for case in cases:
+            output_dir = os.path.join(work_dir, "runs", f"{setup}_views{case}_round{round_index}")
+            shutil.rmtree(output_dir, ignore_errors=True)  # train.py would resume a finished run
+            runs[case].append(run_train(paths, setup, case, output_dir, threads))
+    result = {"runs": {str(case): timings for case, timings in runs.items()}, "ratios": {}}
+    for case in cases[1:]:
+        result["ratios"][str(case)] = {
+            key: [plain[key] / cached[key] for plain, cached in zip(runs[0], runs[case])] for key in ("cpu_s", "wall_s")}
     return result
 
 
@@ -107,6 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup", choices=(*SETUPS, "all"), default="all")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--views", type=int, nargs="*", default=None,
+                        help="CACHE_VIEWS of the cached runs (default: vitb16 1; tiny 1 5 10)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of each run (OMP/MKL_NUM_THREADS)")
     parser.add_argument("--work-dir", default="", help="fixture, checkpoints and run folders (default: a temp dir)")
     parser.add_argument("--out", default="", help="write the results as JSON here")
@@ -115,13 +119,14 @@ def main() -> None:
     paths = prepare(work_dir)
     results = {"threads": args.threads, "rounds": args.rounds}
     for setup in (SETUPS if args.setup == "all" else [args.setup]):
-        results[setup] = outcome = bench_setup(paths, setup, args.rounds, args.threads, work_dir)
         spec = SETUPS[setup]
+        views = args.views or spec["views"]
+        results[setup] = outcome = bench_setup(paths, setup, views, args.rounds, args.threads, work_dir)
         rows = [["uncached", spread([r["cpu_s"] for r in outcome["runs"]["0"]]),
                  spread([r["wall_s"] for r in outcome["runs"]["0"]]), "", ""]]
-        for views in spec["views"]:
-            timings, ratio = outcome["runs"][str(views)], outcome["ratios"][str(views)]
-            rows.append([f"cached, CACHE_VIEWS {views}", spread([r["cpu_s"] for r in timings]),
+        for view_count in views:
+            timings, ratio = outcome["runs"][str(view_count)], outcome["ratios"][str(view_count)]
+            rows.append([f"cached, CACHE_VIEWS {view_count}", spread([r["cpu_s"] for r in timings]),
                          spread([r["wall_s"] for r in timings]), spread(ratio["cpu_s"]), spread(ratio["wall_s"])])
         print(f"\n{setup}: {spec['config']}, {spec['classes']} classes x {spec['shots']} shots, "
               f"{spec['epochs']} epochs, {args.threads} thread(s), {args.rounds} round(s); min / median / max")

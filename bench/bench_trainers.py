@@ -87,7 +87,7 @@ def bench_speed(work_dir: str, rounds: int) -> dict:
         trainer = coop_trainer(root, os.path.join(work_dir, f"coop_cached{cached}"), checkpoint, cached)
         start = time.perf_counter()
         trainer.before_train()
-        results[path] = {"setup_s": time.perf_counter() - start, "batches": trainer.num_batches,
+        results[path] = {"setup_s": time.perf_counter() - start, "batches": len(trainer.train_loader_x),
                          "train_images": len(trainer.dm.dataset.train_x)}
         cases[path] = next_epoch(trainer)
     timings = interleaved_rounds(cases, rounds)

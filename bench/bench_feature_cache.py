@@ -46,15 +46,18 @@ VITB16_SIZES = dict(embed_dim=512, image_resolution=224, vision_layers=VITB16_LA
                     vision_patch_size=16, transformer_width=512, transformer_layers=VITB16_LAYERS)
 
 
-def prepare(work_dir: str) -> Dict[str, str]:
-    """The fixture and both checkpoints under ``work_dir`` (built once)."""
+def prepare(work_dir: str, setups: List[str]) -> Dict[str, str]:
+    """The fixtures and checkpoints of ``setups`` under ``work_dir`` (built once)."""
     from datasets.fixtures import build_fixture
     from trainers.backbone.tiny_clip import ensure_tiny_clip
 
-    paths = {"tiny": ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt")),
-             "vitb16": ensure_tiny_clip(os.path.join(work_dir, f"vitb16_widths_{VITB16_LAYERS}_layers.pt"),
-                                        **VITB16_SIZES)}
-    for setup, spec in SETUPS.items():
+    checkpoints = {"tiny": lambda: ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt")),
+                   "vitb16": lambda: ensure_tiny_clip(
+                       os.path.join(work_dir, f"vitb16_widths_{VITB16_LAYERS}_layers.pt"), **VITB16_SIZES)}
+    paths = {}
+    for setup in setups:
+        spec = SETUPS[setup]
+        paths[setup] = checkpoints[setup]()
         root = paths[f"{setup}_root"] = os.path.join(work_dir, f"data_{spec['classes']}_classes")
         if not os.path.isdir(os.path.join(root, "caltech-101")):
             # a per-class train split of 2 * shots (half of the images), the rest for val and test
@@ -116,9 +119,10 @@ def main() -> None:
     parser.add_argument("--out", default="", help="write the results as JSON here")
     args = parser.parse_args()
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_feature_cache_")
-    paths = prepare(work_dir)
+    setups = list(SETUPS) if args.setup == "all" else [args.setup]
+    paths = prepare(work_dir, setups)
     results = {"threads": args.threads, "rounds": args.rounds}
-    for setup in (SETUPS if args.setup == "all" else [args.setup]):
+    for setup in setups:
         spec = SETUPS[setup]
         views = args.views or spec["views"]
         results[setup] = outcome = bench_setup(paths, setup, views, args.rounds, args.threads, work_dir)

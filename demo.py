@@ -20,6 +20,8 @@ from tools.omp_wait import sleep_while_waiting
 
 sleep_while_waiting()  # before torch loads: a shared CPU must not make waiting OpenMP threads spin
 
+from fileio.stage_files import META_CHECKPOINT_NAME  # noqa: E402
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRESETS = {
     # world size, clustering (k leaves, CMHC levels), meta config, trainer config, seeds, datasets
@@ -84,7 +86,7 @@ def main() -> None:
     banner("3/4 GRAM meta-training (prompt init + gradient regulator)")
     stage = time.time()
     meta_dir = os.path.join(output, "gram", "coop")
-    meta_ckpt = os.path.join(meta_dir, "meta_checkpoint.pth")
+    meta_ckpt = os.path.join(meta_dir, META_CHECKPOINT_NAME)
     if not os.path.isfile(meta_ckpt):
         run(["meta_train.py", "--config-file", f"configs/gram/{preset['meta']}.yaml",
              "--split-file", os.path.join(clusters, "split.json"), "--output-dir", meta_dir, "--seed", "1",

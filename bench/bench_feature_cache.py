@@ -49,7 +49,7 @@ VITB16_SIZES = dict(embed_dim=512, image_resolution=224, vision_layers=VITB16_LA
 def prepare(work_dir: str, setups: List[str]) -> Dict[str, str]:
     """The fixtures and checkpoints of ``setups`` under ``work_dir`` (built once)."""
     from datasets.fixtures import build_fixture
-    from trainers.backbone.tiny_clip import ensure_tiny_clip
+    from testing.tiny_clip import ensure_tiny_clip
 
     checkpoints = {"tiny": lambda: ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt")),
                    "vitb16": lambda: ensure_tiny_clip(

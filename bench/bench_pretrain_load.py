@@ -43,7 +43,7 @@ def measure(warm_steps: int, contrastive_steps: int) -> dict:
     from datasets.toy_world.pretrain import train_contrastive, warm_start_image_tower
     from datasets.toy_world.presets import WORLD_SIZES
     from datasets.toy_world.world import CORPUS_GROUP_SIZE
-    from trainers.backbone.tiny_clip import build_tiny_clip
+    from testing.tiny_clip import build_tiny_clip
 
     settings = WORLD_SIZES["default"].pretrain
     rng = np.random.default_rng(0)

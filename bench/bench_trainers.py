@@ -33,7 +33,7 @@ from tabulate import tabulate  # noqa: E402
 
 from interleaved import format_spread, interleaved_rounds, round_ratios  # noqa: E402
 
-from trainers.backbone.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
+from testing.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
 
 SPEED_CLASSES, SPEED_SHOTS, SPEED_ROUNDS = 10, 16, 5
 MEMORY_CLASSES, MEMORY_BATCH, MEMORY_STEPS = 1000, 32, 1

@@ -8,8 +8,12 @@ Both steps are cached: a second run with the same settings only prints the summa
 """
 import argparse
 
-from datasets.toy_world import WORLD_SIZES, build_world, ensure_toy_clip, read_toy_clip_record
-from datasets.toy_world.world import RESOLUTIONS
+from tools.omp_wait import sleep_while_waiting
+
+sleep_while_waiting()  # before torch loads: a shared CPU must not make waiting OpenMP threads spin
+
+from datasets.toy_world import WORLD_SIZES, build_world, ensure_toy_clip, read_toy_clip_record  # noqa: E402
+from datasets.toy_world.world import RESOLUTIONS  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

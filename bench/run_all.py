@@ -18,13 +18,16 @@ REPO = os.path.dirname(BENCH)
 QUICK = {
     "bench_engine.py": [],
     "bench_trainers.py": [],
-    "bench_gram.py": ["--repeats", "10"],
+    "bench_feature_cache.py": ["--setup", "tiny"],
+    "bench_pretrain_load.py": ["--rounds", "1"],
+    "bench_gram.py": ["--rounds", "6"],
     "bench_clustering.py": ["--sizes", "50000,200000", "--compare-size", "5000"],
     "bench_dataloading.py": ["--n", "256"],
     "bench_results.py": [],
     "bench_open_clip.py": ["--steps", "2"],
 }
-FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": []})
+FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": [],
+                      "bench_feature_cache.py": [], "bench_pretrain_load.py": []})
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from yacs.config import CfgNode as CN
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
 from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
-from trainers.config import config_section
+from trainers.config import clip_trainer_keys, config_section
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
 GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
@@ -116,17 +116,13 @@ class TestTimeTuner:
 @config_section
 def tpt_config(cfg: CN) -> None:
     """TPT's keys (``TRAINER.TPT``)."""
-    cfg.TRAINER.TPT = CN()
-    cfg.TRAINER.TPT.N_CTX = 4
-    cfg.TRAINER.TPT.CTX_INIT = "a photo of a"
-    cfg.TRAINER.TPT.PREC = "fp16"
-    cfg.TRAINER.TPT.N_VIEWS = 64  # the test image plus N_VIEWS - 1 augmented views
-    cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
-    cfg.TRAINER.TPT.LR = 5e-3
-    cfg.TRAINER.TPT.STEPS = 1
-    cfg.TRAINER.TPT.AUGMIX = False  # AugMix views (fine-grained sets) instead of random crops
-    cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
-    cfg.TRAINER.TPT.TEXT_CHUNK = 256
+    cfg.TRAINER.TPT = clip_trainer_keys(
+        N_CTX=4, CTX_INIT="a photo of a", LR=5e-3, STEPS=1,
+        N_VIEWS=64,  # the test image plus N_VIEWS - 1 augmented views
+        SELECTION_P=0.1,  # fraction of most confident views kept
+        AUGMIX=False,  # AugMix views (fine-grained sets) instead of random crops
+        COOP_INIT="",  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
+    )
 
 
 @TRAINER_REGISTRY.register()

@@ -23,6 +23,7 @@ QUICK = {
     "bench_dataloading.py": ["--n", "256"],
     "bench_results.py": [],
     "bench_startup.py": ["--rounds", "3"],
+    "bench_open_clip.py": ["--steps", "2"],
 }
 FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": []})
 

@@ -13,6 +13,8 @@ Choices beyond CoOp's code, each recorded where it is made:
   nothing draws from ``random`` between ``set_random_seed`` and building the dataset, so the same seed gives
   the same split and the same few-shot images as CoOp (a split generated in the same run consumes the
   stream before the few-shot draw, as in CoOp); here the result no longer depends on what ran before.
+- Few-shot caches are unpickled admitting only ``Datum`` and builtin types (``fileio.safe_pickle``); a file
+  naming anything else is refused, not rebuilt, so the user learns that it was tampered with.
 - A cached few-shot split that names items absent from the current split (data moved, split replaced, class
   renamed) or cannot be unpickled is rebuilt, with a message, instead of failing later at image-reading time;
   with the seeding above, the rebuilt split holds the same images whenever the split itself is unchanged.
@@ -24,6 +26,9 @@ Choices beyond CoOp's code, each recorded where it is made:
   the same disk. That order can differ between file systems (and copies of a dataset); ``sorted`` sorts the
   names instead, so results do not depend on the file system, at the cost of CoOp parity. Existing caches
   (``split_zhou_*.json``, ``preprocessed.pkl``, ``split_fewshot``) fix the items whichever order is set.
+- ``DATASET.SKIP_UNREADABLE_IMAGES`` (off by default, so a damaged file is an error naming it): every image
+  of the few-shot train, val and test sets is decoded once before training and the unreadable ones are
+  dropped and counted; a class may then have fewer than K shots.
 - Split files and caches are written atomically (temporary file in the same folder, then ``os.replace``).
 """
 from __future__ import annotations
@@ -38,8 +43,10 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
 from dassl.data.datasets import Datum, DatasetBase
+from PIL import Image
 
 from fileio.atomic import write_atomically
+from fileio.safe_pickle import UnsafePickleError, load_datum_pickle
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FEWSHOT_DIRNAME = "split_fewshot"
@@ -71,7 +78,8 @@ def rename_classes(items: Iterable[Datum], new_cnames: dict[str, str]) -> list[D
 def read_split(filepath: str, path_prefix: str) -> Split:
     """Read a ``split_zhou_*.json`` file; image paths in it are relative to ``path_prefix``.
 
-    Raises with the first entry whose image does not exist, or that is not ``[path, label, class name]``.
+    Raises with the first entry whose image does not exist, or that is not ``[path, label, class name]``, and
+    when the labels are not the integers 0..n-1 with one class name each (``check_labels``).
     """
     print(f"Reading split from {filepath}")
     try:
@@ -84,7 +92,25 @@ def read_split(filepath: str, path_prefix: str) -> Split:
             f"{filepath}: expected a JSON object with lists 'train', 'val' and 'test' of "
             "[image path, label, class name]"
         )
-    return tuple(_entries_to_data(split[name], path_prefix, f"{filepath}: {name}") for name in SPLIT_NAMES)
+    data = tuple(_entries_to_data(split[name], path_prefix, f"{filepath}: {name}") for name in SPLIT_NAMES)
+    check_labels(dict(zip(SPLIT_NAMES, data)), filepath)
+    return data
+
+
+def check_labels(splits: dict[str, Sequence[Datum]], where: str) -> None:
+    """Refuse labels that are not 0..n-1 (each used) or a label carrying two class names; ``where`` names the file."""
+    names: dict[int, tuple[str, str]] = {}
+    for split_name, items in splits.items():
+        for index, item in enumerate(items):
+            first = names.setdefault(item.label, (item.classname, f"{split_name}[{index}]"))
+            if first[0] != item.classname:
+                raise ValueError(f"{where}: label {item.label} has two class names, {first[0]!r} ({first[1]}) and "
+                                 f"{item.classname!r} ({split_name}[{index}]); expected one class name per label")
+    missing = sorted(set(range(len(names))) - set(names))
+    if missing:
+        extra = sorted(label for label in names if not 0 <= label < len(names))
+        raise ValueError(f"{where}: labels must be 0..{len(names) - 1} for {len(names)} classes, but label "
+                         f"{missing[0]} is unused and label {extra[0]} ({names[extra[0]][1]}) is out of range")
 
 
 def _entries_to_data(entries: list, path_prefix: str, where: str) -> list[Datum]:
@@ -92,9 +118,10 @@ def _entries_to_data(entries: list, path_prefix: str, where: str) -> list[Datum]
     for index, entry in enumerate(entries):
         try:
             relpath, label, classname = entry
-            label = int(label)
         except (TypeError, ValueError):
             raise ValueError(f"{where}[{index}] = {entry!r} is not [image path, label, class name]") from None
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise ValueError(f"{where}[{index}] = {entry!r}: the label must be an integer, got {label!r}")
         impath = os.path.join(path_prefix, relpath)
         items.append(checked_datum(impath, label, classname, f"{where}[{index}] ({relpath!r})"))
     return items
@@ -297,9 +324,10 @@ def _read_fewshot_cache(
     cache_path: str, train: list[Datum], val: list[Datum] | None
 ) -> tuple[list[Datum], list[Datum] | None] | None:
     try:
-        with open(cache_path, "rb") as file:
-            cached = pickle.load(file)
+        cached = load_datum_pickle(cache_path)
         cached_train, cached_val = cached["train"], cached.get("val")
+    except UnsafePickleError:
+        raise
     except Exception as error:  # any unreadable cache is rebuilt, never trusted
         print(f"Warning: could not read few-shot cache {cache_path} ({error!r}); rebuilding it")
         return None
@@ -324,6 +352,36 @@ def _write_fewshot_cache(cache_path: str, train: list[Datum], val: list[Datum] |
         write_atomically(cache_path, lambda file: pickle.dump(data, file, protocol=pickle.HIGHEST_PROTOCOL), True)
     except OSError as error:
         print(f"Warning: could not write few-shot cache {cache_path} ({error}); continuing without it")
+
+
+def unreadable_reason(path: str) -> str | None:
+    """Why ``path`` cannot be decoded as an image (None when it can): the whole file is decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def drop_unreadable_images(splits: dict[str, list[Datum]]) -> dict[str, list[Datum]]:
+    """``DATASET.SKIP_UNREADABLE_IMAGES``: decode every image once, drop those that fail, say how many and which."""
+    kept, dropped = {}, []
+    reasons: dict[str, str | None] = {}
+    for name, items in splits.items():
+        kept[name] = []
+        for item in items:
+            if item.impath not in reasons:
+                reasons[item.impath] = unreadable_reason(item.impath)
+            if reasons[item.impath] is None:
+                kept[name].append(item)
+            else:
+                dropped.append((name, item.impath))
+    if dropped:
+        per_split = ", ".join(f"{name} {sum(1 for s, _ in dropped if s == name)}" for name in splits)
+        examples = "; ".join(f"{path} ({reasons[path]})" for _, path in dropped[:3])
+        print(f"Skipped {len(dropped)} unreadable image(s) (DATASET.SKIP_UNREADABLE_IMAGES; {per_split}): {examples}")
+    return kept
 
 
 class CoOpStyleDataset(DatasetBase):
@@ -360,6 +418,8 @@ class CoOpStyleDataset(DatasetBase):
             val = test
         else:
             train, val, test = subsample_classes(train, val, test, subsample=subsample)
+        if cfg.DATASET.get("SKIP_UNREADABLE_IMAGES", False):
+            train, val, test = drop_unreadable_images({"train": train, "val": val, "test": test}).values()
         super().__init__(train_x=train, val=val, test=test)
 
     def find_image_dir(self) -> str:

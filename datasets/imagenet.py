@@ -5,9 +5,10 @@ The val set is the test set and also serves as validation (CoOp). Labels follow 
 order the file system lists them, as CoOp's ``listdir_nohidden`` does (``DATASET.IMAGE_ORDER filesystem``),
 so the few-shot picks of a seed are CoOp's on the same disk; ``sorted`` sorts them by name instead. The
 full listing is cached in ``imagenet/preprocessed.pkl`` (``{"train": [...], "test": [...]}``, as CoOp's, so
-either toolbox reads the other's) and rebuilt if its images are gone (data moved); with ``sorted``, the
-cached lists are sorted too. Few-shot caches hold only ``train``. ILSVRC2012's own val layout (the JPEGs
-directly in ``images/val/``) is refused: CoOp's layout has one folder per wnid there too.
+either toolbox reads the other's) and rebuilt if its images are gone (data moved); it is unpickled admitting
+only ``Datum`` and builtin types (``fileio.safe_pickle``). With ``sorted``, the cached lists are sorted too.
+Few-shot caches hold only ``train``. ILSVRC2012's own val layout (the JPEGs directly in ``images/val/``) is
+refused: CoOp's layout has one folder per wnid there too.
 """
 import os
 import pickle
@@ -15,6 +16,7 @@ import pickle
 from dassl.data.datasets import DATASET_REGISTRY, Datum
 
 from fileio.atomic import write_atomically
+from fileio.safe_pickle import UnsafePickleError, load_datum_pickle
 
 from . import base
 from .imagenet_folders import CLASSNAMES_FILE, read_class_folders, read_classnames
@@ -72,9 +74,10 @@ class ImageNet(base.CoOpStyleDataset):
         if not os.path.exists(self.preprocessed):
             return None
         try:
-            with open(self.preprocessed, "rb") as file:
-                cached = pickle.load(file)
+            cached = load_datum_pickle(self.preprocessed)
             train, test = cached["train"], cached["test"]
+        except UnsafePickleError:
+            raise
         except Exception as error:  # an unreadable cache is rebuilt, never trusted
             print(f"Warning: could not read {self.preprocessed} ({error!r}); rebuilding it")
             return None

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers_clip import build_clip_trainer, record_losses
-from helpers_gram import REPO, cluster_caption_corpus, run_meta_training
+from helpers_gram import cluster_caption_corpus, run_meta_training
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.open_clip_backbone import build_open_clip_model, parse_open_clip_name, to_openai_clip
 
@@ -171,3 +171,15 @@ def test_every_gram_variant_meta_trains_and_tunes_on_an_open_clip_backbone(
     trainer = train_and_test(trainer_name, config, dataset_root, str(tmp_path / "tune"), open_clip_vit,
                              ["TRAINER.GRAM.META_CKPT", meta_checkpoint])
     assert trainer.cfg.TRAINER.GRAM.META_CKPT == meta_checkpoint
+
+
+def test_clustering_stage_cli_runs_on_an_open_clip_backbone(open_clip_vit, tmp_path):
+    import cluster
+    from datasets.fixtures import build_corpus_fixture
+    from clustering import load_split
+
+    corpus = build_corpus_fixture(str(tmp_path / "corpus"), n=24, fmt="tsv", n_corrupt=0)
+    assert cluster.main(["--corpus", corpus.source, "--clip", open_clip_vit, "--out", str(tmp_path / "split"),
+                         "--method", "kmeans", "--k", "4", "--batch-size", "16", "--shard-size", "16"]) == 0
+    split = load_split(str(tmp_path / "split"), expected_clip_fingerprint=checkpoint_fingerprint(open_clip_vit))
+    assert split.num_pairs == 24 and [level.num_clusters for level in split.levels] == [4]

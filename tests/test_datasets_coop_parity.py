@@ -289,3 +289,15 @@ def test_coops_imagenet_caches_are_read_and_ours_are_coops_format(tmp_path):
         pickle.dump({"train": coop_train[:2]}, file)
     assert as_tuples(load(tmp_path, "ImageNet").test) == as_tuples(coop_test)
     assert as_tuples(load(tmp_path, "ImageNet", num_shots=2, seed=1).train_x) == as_tuples(coop_train[:2])
+
+
+def test_sorted_order_also_sorts_a_cached_imagenet_listing(tmp_path):
+    build_fixture("ImageNet", str(tmp_path), num_classes=3, images_per_class=5)
+    listed = load(tmp_path, "ImageNet")
+    with open(tmp_path / "imagenet" / "preprocessed.pkl", "wb") as file:  # a cache in an order no listing gives
+        pickle.dump({"train": listed.train_x[::-1], "test": listed.test[::-1]}, file)
+    cfg = dataset_cfg(str(tmp_path), "ImageNet")
+    cfg.DATASET.IMAGE_ORDER = "sorted"
+    dataset = DATASET_REGISTRY.get("ImageNet")(cfg)
+    for got, cached in ((dataset.train_x, listed.train_x), (dataset.test, listed.test)):
+        assert as_tuples(got) == sorted(as_tuples(cached), key=lambda item: (item[1], item[0]))

@@ -12,6 +12,7 @@ from helpers_clip import REPO, entry_point_env
 LAYERS = [
     ("engine", ["dassl"]),
     ("file helpers", ["fileio"]),
+    ("process groups (torch.distributed)", ["parallel"]),
     ("CLIP machinery and prompt modules", ["trainers.backbone", "trainers.dassl_compat"]),
     ("test support", ["testing"]),
     ("baseline trainers", ["trainers.zsclip", "trainers.coop", "trainers.cocoop", "trainers.kgcoop", "trainers.vpt",

@@ -83,7 +83,7 @@ def _get(cfg, dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _card_fields(cfg, args) -> dict:
+def card_fields(cfg, args) -> dict:
     backbone = _get(cfg, "MODEL.BACKBONE.NAME", "")
     return {
         "trainer": _get(cfg, "TRAINER.NAME", "") or getattr(args, "trainer", ""),
@@ -104,7 +104,7 @@ def _card_fields(cfg, args) -> dict:
 
 def protocol_card(cfg, args) -> str:
     """A block of ``key: value`` lines, framed, for the top of the run's log."""
-    fields = _card_fields(cfg, args)
+    fields = card_fields(cfg, args)
     width = max(len(key) for key in fields)
     lines = [f"{key.ljust(width)} : {value}" for key, value in fields.items()]
     return "\n".join(["=== protocol card ===", *lines, "====================="])
@@ -117,7 +117,7 @@ def results_record(cfg, args, results: dict) -> dict:
     """
     if "accuracy" not in results:
         raise ValueError(f"results_record: expected an 'accuracy' in the test results, got keys {sorted(results)}")
-    fields = _card_fields(cfg, args)
+    fields = card_fields(cfg, args)
     record = {key: fields[key] for key in RECORD_KEYS if key in fields}
     record["accuracy"] = float(results["accuracy"])
     error = results.get("error", results.get("error_rate"))

@@ -33,6 +33,9 @@ def clip_trainer_keys(**keys) -> CN:
 def extend_cfg(cfg: CN) -> None:
     """Add the dataset keys (CoOp's ``SUBSAMPLE_CLASSES``, ``IMAGE_ORDER``) and every declared trainer section to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+    cfg.DATASET.SKIP_UNREADABLE_IMAGES = False  # opt-in: decode every image first, drop (and count) unreadable ones
+    # opt-in to unpickle checkpoints (prompt and meta) that torch.load(weights_only=True) refuses: trusted files only
+    cfg.TRAIN.ALLOW_PICKLED_CHECKPOINTS = False
     # images of a class folder in the file system's listing order (CoOp's) or "sorted" (see datasets/base.py)
     cfg.DATASET.IMAGE_ORDER = "filesystem"
     for add_keys in _SECTIONS.values():

@@ -14,6 +14,7 @@ from trainers.config import config_section
 from trainers.coop import CoOp
 from trainers.kgcoop import KgCoOp
 from trainers.maple import MaPLe
+from trainers.prometar import ProMetaR
 from trainers.gram.meta_checkpoint import MetaCheckpointError
 from trainers.gram.mixin import GRAMMixin
 from trainers.gram.structure_tta import load_test_time_regulator
@@ -39,6 +40,8 @@ def gram_config(cfg: CN) -> None:
     cfg.TRAINER.GRAM.SPLIT_FILE = ""  # split.json written by cluster.py
     cfg.TRAINER.GRAM.FEATURE_CACHE = ""  # encoded-corpus cache (default: the one the split names)
     cfg.TRAINER.GRAM.CORPUS = ""  # corpus manifest (needed for methods that prompt the image tower)
+    cfg.TRAINER.GRAM.PIXEL_WORKERS = 2  # DataLoader workers decoding those pixels ahead (0: in the main process)
+    cfg.TRAINER.GRAM.PIXEL_PREFETCH = 2  # batches each worker decodes ahead
     cfg.TRAINER.GRAM.LEVEL = -1  # hierarchy level whose clusters are the domains
     cfg.TRAINER.GRAM.ADAPTIVE_TASKS = True  # complexity-driven task construction
     cfg.TRAINER.GRAM.SUPPORT_SIZE = 16
@@ -107,8 +110,15 @@ class TPT_GRAM(GRAMMixin, TPT):
         @torch.no_grad()
         def regulate(named_params, image_feature):
             grads = {n: p.grad.float() for n, p in named_params.items() if p.grad is not None}
-            regulated, _ = regulator(grads, encoder(image_feature)[0])
+            regulated, _ = regulator(grads, encoder(image_feature.float())[0])
             for name, grad in regulated.items():
                 named_params[name].grad.copy_(grad.to(named_params[name].grad.dtype))
 
         return regulate
+
+
+@TRAINER_REGISTRY.register()
+class ProMetaR_GRAM(GRAMMixin, ProMetaR):
+    """ProMetaR from GRAM's meta-learned IVLP prompts; psi_phi rewrites the prompt gradient (the v-net's
+    gated gradient, and the query-loss gradient) before each step of the prompt optimizer. ProMetaR's own
+    v-net still trains as in ProMetaR; GRAM's regulator is frozen, as for every GRAM variant."""

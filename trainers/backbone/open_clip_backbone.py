@@ -83,7 +83,7 @@ def build_open_clip_model(spec: OpenCLIPSpec) -> nn.Module:
     elif ":" not in spec.model and spec.model not in open_clip.list_models():
         raise OpenCLIPError(f"{spec.name}: {spec.model!r} is not an open_clip model name (open_clip.list_models(), "
                             "e.g. ViT-B-16, ViT-B-32-quickgelu, RN50) nor a model-config .json file")
-    if spec.pretrained is None:
+    if spec.pretrained is None and ":" not in spec.model:  # hf-hub: / local-dir: bring their own weights
         tags = open_clip.list_pretrained_tags_by_model(spec.model) if spec.config_file is None else []
         known = f" (pretrained tags: {', '.join(tags)})" if tags else ""
         print(f"Warning: {spec.name} names no @pretrained weights: the model is randomly initialised{known}")
@@ -91,7 +91,7 @@ def build_open_clip_model(spec: OpenCLIPSpec) -> nn.Module:
         torch.manual_seed(RANDOM_INIT_SEED)
         try:
             return open_clip.create_model(spec.model, pretrained=spec.pretrained, precision="fp32", device="cpu",
-                                          require_pretrained=spec.pretrained is not None)
+                                          require_pretrained=spec.pretrained is not None or ":" in spec.model)
         except Exception as error:  # unknown name, tag, unreadable weights, no network
             raise OpenCLIPError(f"{spec.name}: open_clip could not build it ({_first_line(error)})") from error
 

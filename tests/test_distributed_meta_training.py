@@ -7,8 +7,7 @@ import sys
 
 import torch
 
-from helpers_clip import tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import REPO, gram_split  # noqa: F401
+from helpers_gram import REPO
 from helpers_distributed import subprocess_env, torchrun
 from trainers.gram.meta_checkpoint import load_meta_checkpoint
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from datasets import corpus_index
-from helpers_clip import tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import REPO, gram_split  # noqa: F401
+from helpers_gram import REPO
 from datasets.corpus import ImageTextCorpus
 from datasets.fixtures import build_corpus_fixture
 from helpers_distributed import ROOT, subprocess_env

@@ -111,20 +111,13 @@ class CachedFeatureLoader:
     """Yields Dassl-style batches whose ``img`` holds cached image features of shape (B, dim)."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, drop_last: bool, seed: int):
-        self.features = features
+        self.features = features  # (views, dataset size, dim)
+        self.views, self.dataset_size = features.shape[:2]
         self.labels = labels.to(features.device)
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
-
-    @property
-    def views(self) -> int:
-        return self.features.shape[0]
-
-    @property
-    def dataset_size(self) -> int:
-        return self.features.shape[1]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the view and the shuffling seed for ``epoch``."""

@@ -44,9 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, help="with --gpus cpu: jobs at once (default 1)")
     parser.add_argument("--source", default="imagenet", help="training dataset of cross_dataset / dg")
     parser.add_argument("--load-epoch", type=int, help="epoch test runs load (default: config OPTIM.MAX_EPOCH)")
-    parser.add_argument("--n-ctx", type=int, default=16, help="CoOp-style trainers: context tokens")
-    parser.add_argument("--csc", choices=("False", "True"), default="False", help="CoOp: class-specific context")
-    parser.add_argument("--ctp", default="end", help="CoOp: class token position (end, middle, front)")
+    parser.add_argument("--n-ctx", type=int,
+                        help="CoOp-style trainers: context tokens (default: the config's N_CTX, else 16)")
+    parser.add_argument("--csc", choices=("False", "True"),
+                        help="CoOp: class-specific context (default: the config's CSC, else False)")
+    parser.add_argument("--ctp", help="CoOp: class token position, end / middle / front (default: the config's, else end)")
     parser.add_argument("--meta-ckpt", help="GRAM meta checkpoint (default output/gram/<cfg>/meta_checkpoint.pth)")
     parser.add_argument("--meta-config", help="GRAM: configs/gram/<name>.yaml to meta-train when the checkpoint is missing")
     parser.add_argument("--split-file", help="GRAM: clustering split file for that meta-training")
@@ -77,16 +79,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def _meta_train_job(args, trainer: str, meta_ckpt: str) -> Job:
-    """The job that writes a missing GRAM meta checkpoint (scripts/gram/meta_train.sh's command, ``--opts`` at
-    the end as that script passes OPTS: a tiny CLIP's MODEL.BACKBONE.NAME must reach meta-training too)."""
-    recipe = recipe_for(trainer)
+def _meta_train_job(args, trainer: str, meta_ckpt: str, gram_cfg: str = "") -> Job:
+    """The job that writes a missing GRAM meta checkpoint with the meta config made for the protocol's recipe
+    (scripts/gram/meta_train.sh's command, ``--opts`` at the end as that script passes OPTS: a tiny CLIP's
+    MODEL.BACKBONE.NAME must reach meta-training too)."""
     if not args.split_file:
         raise SystemExit(
             f"{trainer}: meta checkpoint {meta_ckpt} not found; run scripts/gram/meta_train.sh first, "
             "pass --meta-ckpt, or pass --split-file (and --meta-config) to meta-train here"
         )
-    config = args.meta_config or recipe.gram_cfg
+    config = args.meta_config or gram_cfg or recipe_for(trainer).gram_cfg
     command = shlex.split(args.python) + [
         "meta_train.py", "--root", args.root, "--config-file", f"configs/gram/{config}.yaml",
         "--split-file", args.split_file, "--output-dir", os.path.dirname(meta_ckpt),
@@ -103,13 +105,15 @@ def build_jobs(args) -> list[Job]:
     for trainer in args.trainer:
         settings = Settings(
             data_root=args.root, output_root=args.output, python=args.python, config=args.config,
-            load_epoch=args.load_epoch, n_ctx=args.n_ctx, csc=args.csc == "True", class_token_position=args.ctp,
+            load_epoch=args.load_epoch, n_ctx=args.n_ctx, csc=None if args.csc is None else args.csc == "True",
+            class_token_position=args.ctp,
             meta_ckpt=args.meta_ckpt, source=args.source, extra_opts=list(args.opts),
         )
         runs: list[RunSpec] = build_runs(args.protocol, trainer, settings, datasets, args.seeds, shots)
         meta_job = None
         if runs and runs[0].meta_ckpt and not os.path.isfile(os.path.join(REPO_ROOT, runs[0].meta_ckpt)):
-            meta_job = _meta_train_job(args, trainer, runs[0].meta_ckpt)
+            gram_cfg = recipe_for(trainer).gram_config(args.protocol)
+            meta_job = _meta_train_job(args, trainer, runs[0].meta_ckpt, gram_cfg)
             jobs.setdefault(meta_job.name, meta_job)
         for run in runs:
             after = run.after + ([meta_job.name] if meta_job else [])

@@ -61,19 +61,15 @@ def run_case(case: str, method: str, batch: int, classes: int, steps: int) -> di
     import trainers  # noqa: F401  (registers the trainers)
     from dassl.engine import TRAINER_REGISTRY
     from tools.cli import default_cfg
-    from trainers.gram.meta_trainer import PromptModelFactory
 
     baseline = rss_mb()
     start = time.perf_counter()
     clip_model = build_backbone(case).float()
     build_s = time.perf_counter() - start
-    factory = PromptModelFactory(default_cfg(), method)
     torch.manual_seed(0)
-    model = TRAINER_REGISTRY.get(method).build_custom_clip(factory, clip_model, [f"class {i}" for i in range(classes)])
-    prompt_module = TRAINER_REGISTRY.get(method).prompt_module_name
-    params = [p for n, p in model.named_parameters() if prompt_module in n]
-    for name, param in model.named_parameters():
-        param.requires_grad_(prompt_module in name)
+    trainer_class = TRAINER_REGISTRY.get(method)
+    model = trainer_class.build_prompt_model(default_cfg(), clip_model, [f"class {i}" for i in range(classes)])
+    params = [p for n, p in model.named_parameters() if trainer_class.prompt_module_name in n]
     optimizer = torch.optim.SGD(params, lr=0.002)
     images = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     gc.collect()

@@ -309,7 +309,7 @@ class ImageTextCorpus:
                 self.stats.bad_shards += 1
                 self.stats.lost_in_bad_shards += reader.pending_entries
                 logger.warning("image-text corpus: shard %s is damaged (%s): read %d members (%d entries), lost %d "
-                               "entry cut short; whatever followed in the original file is missing", shard,
+                               "entries cut short; whatever followed in the original file is missing", shard,
                                reader.damage, reader.members_read, reader.entries_read, reader.pending_entries)
 
 

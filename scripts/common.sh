@@ -85,9 +85,18 @@ load_epoch() {
     echo "${epoch}"
 }
 
-# coop_options NCTX CSC CTP: CoOp's context options and their folder level (env NCTX CSC CTP by default).
+# config_value KEY DEFAULT: KEY's value in the trainer config CFG (its first KEY: line), else DEFAULT.
+config_value() {
+    local value
+    value=$(awk -v key="$1:" '$1 == key {gsub(/"/, "", $2); print $2; exit}' "$(trainer_config "${CFG}")" 2>/dev/null)
+    echo "${value:-$2}"
+}
+
+# coop_options NCTX CSC CTP: CoOp's context options and their folder level (arguments, else env NCTX CSC
+# CTP, else the trainer config's N_CTX CSC CLASS_TOKEN_POSITION, else 16 False end).
 coop_options() {
-    local nctx=${1:-${NCTX:-16}} csc=${2:-${CSC:-False}} ctp=${3:-${CTP:-end}}
+    local nctx=${1:-${NCTX:-$(config_value N_CTX 16)}} csc=${2:-${CSC:-$(config_value CSC False)}}
+    local ctp=${3:-${CTP:-$(config_value CLASS_TOKEN_POSITION end)}}
     VARIANT=nctx${nctx}_csc${csc}_ctp${ctp}
     TRAINER_OPTS=(TRAINER.COOP.N_CTX "${nctx}" TRAINER.COOP.CSC "${csc}" TRAINER.COOP.CLASS_TOKEN_POSITION "${ctp}")
 }

@@ -18,6 +18,16 @@ RN_TEST_SIZES = {"vision_width": 32}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
 TRAIN_PER_CLASS, TEST_PER_CLASS = 8, 4
+# each prompt trainer's tiny-CLIP config (32-pixel inputs, prompt depths <= 2)
+TINY_CONFIGS = {
+    "CoOp": "configs/trainers/CoOp/tiny_ep10.yaml",
+    "CoCoOp": "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml",
+    "KgCoOp": "configs/trainers/KgCoOp/tiny_ep6.yaml",
+    "MaPLe": "configs/trainers/MaPLe/tiny_ep5_batch8_2ctx.yaml",
+    "ProMetaR": "configs/trainers/ProMetaR/tiny_ep5_batch8_4+4ctx.yaml",
+    "TPT": "configs/trainers/TPT/tiny.yaml",
+    "VPT": "configs/trainers/VPT/tiny_ep5_batch8_4.yaml",
+}
 
 
 def entry_point_env(**extra: str) -> dict:

@@ -80,3 +80,12 @@ def run_meta_training(split_file, backbone, output_dir, opts=(), config_file="co
     trainer = build_meta_trainer(split_file, backbone, output_dir, opts, config_file)
     trainer.train()
     return trainer
+
+
+def write_fresh_meta_checkpoint(method: str, prompts: dict, backbone: str, path: str) -> str:
+    """A meta checkpoint holding ``prompts`` as the init and a fresh low-rank regulator (no meta-training)."""
+    from trainers.backbone.clip_loader import checkpoint_fingerprint
+    from trainers.gram.meta_checkpoint import fresh_meta_checkpoint, save_meta_checkpoint
+
+    save_meta_checkpoint(fresh_meta_checkpoint(method, prompts, checkpoint_fingerprint(backbone), backbone), path)
+    return path

@@ -66,7 +66,7 @@ def test_truncated_shard_is_reported_and_its_readable_part_used(tmp_path, checkp
         assert run_cluster(corpus.source, checkpoint, tmp_path / "out") == 0
     assert f"shard {shard} is damaged" in caplog.text
     lost = 1 if cut == "inside-a-member" else 0
-    assert f"read 6 members (3 entries), lost {lost} entry cut short" in caplog.text
+    assert f"read 6 members (3 entries), lost {lost} entries cut short" in caplog.text
     assert "corpus: skipped 1 damaged shards" + (", 1 entries cut short in them" if lost else " (") \
         in capsys.readouterr().out
     split = load_split(str(tmp_path / "out"))

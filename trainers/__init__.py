@@ -2,7 +2,7 @@
 
 Baselines, one file each: ``ZeroshotCLIP`` (``zsclip``), ``CoOp``, ``CoCoOp``, ``KgCoOp``, ``VPT``, ``MaPLe``,
 ``ProMetaR``, ``TPT``; their GRAM variants (``gram_trainers``): ``CoOp_GRAM``, ``CoCoOp_GRAM``, ``VPT_GRAM``,
-``MaPLe_GRAM``, ``KgCoOp_GRAM``, ``TPT_GRAM``. The CLIP machinery they share is ``backbone/``, the GRAM core
+``MaPLe_GRAM``, ``ProMetaR_GRAM``, ``KgCoOp_GRAM``, ``TPT_GRAM``. The CLIP machinery they share is ``backbone/``, the GRAM core
 ``gram/``, the config tree ``config``.
 
 Every module of this package is imported here, so a new trainer is one new file: ``trainers/<method>.py``

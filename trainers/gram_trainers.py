@@ -14,6 +14,7 @@ from trainers.config import config_section
 from trainers.coop import CoOp
 from trainers.kgcoop import KgCoOp
 from trainers.maple import MaPLe
+from trainers.prometar import ProMetaR
 from trainers.gram.meta_checkpoint import MetaCheckpointError
 from trainers.gram.mixin import GRAMMixin
 from trainers.gram.structure_tta import load_test_time_regulator
@@ -109,8 +110,15 @@ class TPT_GRAM(GRAMMixin, TPT):
         @torch.no_grad()
         def regulate(named_params, image_feature):
             grads = {n: p.grad.float() for n, p in named_params.items() if p.grad is not None}
-            regulated, _ = regulator(grads, encoder(image_feature)[0])
+            regulated, _ = regulator(grads, encoder(image_feature.float())[0])
             for name, grad in regulated.items():
                 named_params[name].grad.copy_(grad.to(named_params[name].grad.dtype))
 
         return regulate
+
+
+@TRAINER_REGISTRY.register()
+class ProMetaR_GRAM(GRAMMixin, ProMetaR):
+    """ProMetaR from GRAM's meta-learned IVLP prompts; psi_phi rewrites the prompt gradient (the v-net's
+    gated gradient, and the query-loss gradient) before each step of the prompt optimizer. ProMetaR's own
+    v-net still trains as in ProMetaR; GRAM's regulator is frozen, as for every GRAM variant."""

@@ -21,8 +21,14 @@ Each training step, as the authors' code does:
    random support image, ``lam ~ Beta(MIXUP_ALPHA, MIXUP_BETA)``, and the query loss is the
    lam-weighted cross-entropy on both labels, scaled by ``LR_RATIO``;
 4. its gradient updates the prompts (``OPTIM``) and the regulator (``OPTIM_VNET``).
+Precision as ProMetaR's code: the text context ``ctx`` follows CLIP's dtype; the deep text prompts
+and the visual prompts are float32 whatever ``PREC`` (``trainers.vl_prompts``).
+The v-net's learning rate follows the reference by default (``VNET_LR_SCHEDULE reference``): its
+scheduler is built but never stepped, so it trains at its warm-up value ``OPTIM_VNET.WARMUP_CONS_LR``
+(1e-6 in the ViT-B/16 config) for all epochs, the setting behind the published numbers;
+``VNET_LR_SCHEDULE stepped`` follows ``OPTIM_VNET``'s schedule instead (a cosine from 2.5e-4).
 Choices of this implementation: the regulator is registered as a Dassl model named
-``regulator`` (checkpointed with the prompts, its scheduler stepped with theirs); ``g_R`` is
+``regulator`` (checkpointed with the prompts); ``g_R`` is
 the gradient of the summed regularizer, which for IVLP's independent prompts equals the
 authors' text-gradient for text prompts and image-gradient for visual prompts; ``amp`` runs
 the forwards under autocast without gradient scaling.
@@ -47,6 +53,7 @@ from trainers.backbone.text_encoder import encode_texts
 from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
+VNET_LR_SCHEDULES = ("reference", "stepped")
 
 
 def zero_shot_text_features(clip_model: CLIP, classnames: List[str], templates: List[str], chunk: int) -> torch.Tensor:
@@ -175,6 +182,10 @@ def prometar_config(cfg: CN) -> None:
     cfg.TRAINER.PROMETAR.MIXUP_BETA = 0.5
     cfg.TRAINER.PROMETAR.DIM_RATE = 8  # hidden size of the regulator = dim // DIM_RATE
     cfg.TRAINER.PROMETAR.TEXT_CHUNK = 256
+    # "reference": as ProMetaR's code, the v-net's scheduler is built but never stepped, so the v-net
+    # trains at its warm-up LR (OPTIM_VNET.WARMUP_CONS_LR) for all epochs; "stepped": it follows
+    # OPTIM_VNET's schedule (e.g. a cosine from OPTIM_VNET.LR), stepped with the prompts'
+    cfg.TRAINER.PROMETAR.VNET_LR_SCHEDULE = "reference"
 
     # second optimizer, for the regulator ("v-net"), with Dassl's OPTIM keys
     cfg.OPTIM_VNET = cfg.OPTIM.clone()
@@ -189,6 +200,9 @@ class ProMetaR(PromptTrainer):
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
         prometar = cfg.TRAINER.PROMETAR
+        if prometar.VNET_LR_SCHEDULE not in VNET_LR_SCHEDULES:
+            raise ValueError(f"TRAINER.PROMETAR.VNET_LR_SCHEDULE must be one of {', '.join(VNET_LR_SCHEDULES)}, "
+                             f"got {prometar.VNET_LR_SCHEDULE!r}")
         if prometar.N_CTX_TEXT < 1 or prometar.PROMPT_DEPTH_TEXT < 1:
             raise ValueError("ProMetaR's independent V-L prompting needs TRAINER.PROMETAR.N_CTX_TEXT >= 1 and "
                              f"PROMPT_DEPTH_TEXT >= 1, got {prometar.N_CTX_TEXT} and {prometar.PROMPT_DEPTH_TEXT}")
@@ -211,7 +225,8 @@ class ProMetaR(PromptTrainer):
         self.regulator.type(self.model.dtype).to(self.device)
         self.optim_vnet = build_optimizer(self.regulator, self.cfg.OPTIM_VNET)
         self.sched_vnet = build_lr_scheduler(self.optim_vnet, self.cfg.OPTIM_VNET)
-        self.register_model("regulator", self.regulator, self.optim_vnet, self.sched_vnet)
+        stepped = self.method_cfg.VNET_LR_SCHEDULE == "stepped"
+        self.register_model("regulator", self.regulator, self.optim_vnet, self.sched_vnet if stepped else None)
         self.mixed_logits_call = _MixedLogits(self.model)
 
     def regularized_losses(self, images: torch.Tensor, labels: torch.Tensor):

@@ -1,13 +1,17 @@
 """TPT (Shu et al., "Test-Time Prompt Tuning for Zero-Shot Generalization in VLMs", NeurIPS 2022).
 
-Per test image: N views (the image itself and N - 1 random resized crops, or AugMix views for the
-fine-grained sets) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
-confident views (lowest prediction entropy) are kept; the entropy of their averaged prediction
-(marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
+Per test image: N views (the image itself and N - 1 random resized crops, AugMix'ed for every set
+outside the ImageNet family, as TPT does: ``trainers.backbone.tpt_views``) are encoded in one batch
+by the frozen image tower; the ``SELECTION_P`` most confident views (lowest prediction entropy)
+are kept; the entropy of their averaged prediction (marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
 (lr ``TRAINER.TPT.LR``); the image is then classified with the tuned prompt, and prompt and
 optimizer state are reset before the next image. ``TRAINER.TPT.COOP_INIT`` starts from a CoOp
 checkpoint instead of the ``CTX_INIT`` words (TPT+CoOp). Run it with ``train.py --eval-only``;
 the test loader has batch size 1 (one image, all its views).
+Precision, as TPT's code (fp32 CLIP under autocast): the learnable context and AdamW's moments are
+float32 whatever ``PREC`` says; ``PREC fp16`` makes only the frozen encoders half precision (an fp16
+context would underflow AdamW's ``(1 - beta2) g^2`` and round its ``eps`` to 0, giving NaN), and the
+entropy and logits are computed in float32.
 """
 from __future__ import annotations
 
@@ -15,14 +19,14 @@ import copy
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torchvision.transforms as T
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import load_pretrained_weights
 from yacs.config import CfgNode as CN
 
+from trainers.backbone.precision import keep_in_fp32
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
-from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
+from trainers.backbone.tpt_views import TestTimeViews, uses_augmix
 from trainers.config import config_section
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
@@ -46,23 +50,6 @@ def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
     log_probs = logits.log_softmax(dim=-1)
     mean_log = torch.logsumexp(log_probs, dim=0) - torch.log(torch.tensor(float(logits.shape[0])))
     return -(mean_log.exp() * mean_log).sum()
-
-
-class TestTimeViews:
-    """PIL image -> ``(n_views, 3, H, W)``: the centre-cropped image, then augmented views."""
-
-    __test__ = False  # not a pytest test class
-
-    def __init__(self, resolution: int, n_views: int, augmix: bool):
-        self.base = clip_preprocess(resolution)
-        crop = [T.RandomResizedCrop(resolution, interpolation=T.InterpolationMode.BICUBIC), T.RandomHorizontalFlip()]
-        extra = [T.AugMix()] if augmix else []
-        self.augment = T.Compose(crop + extra + [T.ToTensor(), T.Normalize(CLIP_PIXEL_MEAN, CLIP_PIXEL_STD)])
-        self.n_views = n_views
-
-    def __call__(self, image) -> torch.Tensor:
-        image = image.convert("RGB")
-        return torch.stack([self.base(image)] + [self.augment(image) for _ in range(self.n_views - 1)])
 
 
 class TestTimeTuner:
@@ -91,7 +78,9 @@ class TestTimeTuner:
         self.optimizer.load_state_dict(self.initial_optimizer)
 
     def logits(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.model.logit_scale.exp() * image_features @ self.model.class_text_features().t()
+        """Class logits in float32 (the encoders may be half precision)."""
+        text_features = self.model.class_text_features().float()
+        return self.model.logit_scale.exp().float() * image_features.float() @ text_features.t()
 
     def predict(self, views: torch.Tensor) -> torch.Tensor:
         """Tune on the views of one image, classify the image (view 0), reset; returns ``(1, C)`` logits."""
@@ -124,7 +113,7 @@ def tpt_config(cfg: CN) -> None:
     cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
     cfg.TRAINER.TPT.LR = 5e-3
     cfg.TRAINER.TPT.STEPS = 1
-    cfg.TRAINER.TPT.AUGMIX = False  # AugMix views (fine-grained sets) instead of random crops
+    cfg.TRAINER.TPT.AUGMIX = True  # TPT's AugMix views for every set outside the ImageNet family (False: crops only)
     cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
     cfg.TRAINER.TPT.TEXT_CHUNK = 256
 
@@ -145,14 +134,16 @@ class TPT(PromptTrainer):
         """Dassl's loaders, with the test images turned into their views (``TestTimeViews``)."""
         super().build_data_loader()
         cfg = self.cfg
-        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, cfg.TRAINER.TPT.AUGMIX)
+        augmix = uses_augmix(cfg.DATASET.NAME, cfg.TRAINER.TPT.AUGMIX)
+        print(f"Test-time views: {'AugMix' if augmix else 'random resized crops'} ({cfg.DATASET.NAME})")
+        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, augmix)
         for loader in (self.val_loader, self.test_loader):
             if loader is not None:
                 loader.dataset.transform = views
 
     def build_custom_clip(self, clip_model, classnames: List[str]) -> PromptCLIP:
         method = self.method_cfg
-        learner = PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT)
+        learner = keep_in_fp32(PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT))
         if method.COOP_INIT:
             load_pretrained_weights(learner, method.COOP_INIT)
         return PromptCLIP(clip_model, learner, method.TEXT_CHUNK)

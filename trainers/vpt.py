@@ -3,7 +3,9 @@
 Deep visual prompting: ``N_CTX_VISION`` learnable tokens enter the image tower at each of the first
 ``PROMPT_DEPTH_VISION`` layers (1 = shallow VPT); the text side is CLIP's with the fixed prompt
 ``"<CTX_INIT> <class>."`` ("a photo of a <class>."), encoded once, ``TEXT_CHUNK`` classes per
-pass. Only the visual prompts train, with cross-entropy over the class logits. Keys:
+pass. Only the visual prompts train, with cross-entropy over the class logits. Precision as the
+reference: the whole CLIP runs in float32 (``PREC fp16`` loads it in fp32, with a log line; ``amp``
+keeps fp32 weights under autocast), and so do the prompts. Keys:
 ``TRAINER.VPT.N_CTX_VISION, PROMPT_DEPTH_VISION, CTX_INIT, PREC, TEXT_CHUNK``.
 """
 from typing import List, Optional
@@ -54,6 +56,13 @@ class VPT(PromptTrainer):
     """Deep visual prompt tuning: visual prompts per layer, frozen CLIP, hand-written text prompt."""
 
     method_key = "VPT"
+
+    @classmethod
+    def clip_precision(cls, prec: str) -> str:
+        if prec == "fp16":
+            print("VPT: CLIP runs in fp32 as in the reference VPT (PREC fp16 applies to no tensor here)")
+            return "fp32"
+        return prec
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

@@ -34,7 +34,8 @@ class ZeroshotCLIP(TrainerX):
 
     def build_model(self) -> None:
         cfg = self.cfg
-        clip_model, self.precision = load_clip_for_training(cfg, cfg.TRAINER.ZSCLIP.PREC, self.device)
+        clip_model, self.precision = load_clip_for_training(cfg, cfg.TRAINER.ZSCLIP.PREC, self.device,
+                                                             "TRAINER.ZSCLIP.PREC")
         self.clip_model = clip_model.to(self.device)
         self.text_features = self.class_text_features(self.dm.dataset.classnames)
 

@@ -41,14 +41,13 @@ def trainable_prompt_parameters(model: nn.Module) -> "OrderedDict[str, nn.Parame
     return OrderedDict((name, param) for name, param in model.named_parameters() if param.requires_grad)
 
 
-def load_clip_for_training(cfg, prec: str, device: torch.device) -> Tuple[CLIP, str]:
+def load_clip_for_training(cfg, prec: str, device: torch.device, key: str = "PREC") -> Tuple[CLIP, str]:
     """CLIP named by ``cfg.MODEL.BACKBONE.NAME`` cast for ``prec`` (CPU: fp32); returns
-    ``(clip_model, precision actually used)``. Checks ``INPUT.SIZE`` against CLIP's resolution."""
+    ``(clip_model, precision actually used)``. Checks ``INPUT.SIZE`` against CLIP's resolution.
+    ``key`` names the config key in the one-line message when ``prec`` cannot be honoured."""
     print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
     clip_model = load_clip_to_cpu(cfg)
-    precision = resolve_precision(prec, device)
-    if precision != prec:
-        print(f"Precision: {precision} (PREC={prec} is not available on {device})")
+    precision = resolve_precision(prec, device, key)
     apply_precision(clip_model, precision)
     resolution = clip_model.visual.input_resolution
     if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
@@ -140,18 +139,37 @@ class PromptTrainer(TrainerX):
         check_precision(cfg.TRAINER[self.method_key].PREC)
 
     def build_custom_clip(self, clip_model: CLIP, classnames: List[str]) -> nn.Module:
-        """The method's model; it must hold its learnable prompts in ``self.prompt_module_name``."""
+        """The method's model; it must hold its learnable prompts in ``self.prompt_module_name``.
+        It may read ``self.cfg``, ``self.method_cfg``, ``self.device`` and ``self.precision`` only
+        (``build_prompt_model`` calls it outside the data pipeline)."""
         raise NotImplementedError
+
+    @classmethod
+    def clip_precision(cls, prec: str) -> str:
+        """The precision CLIP is loaded in for ``PREC=prec`` (VPT overrides it: its reference runs CLIP in fp32)."""
+        return prec
+
+    @classmethod
+    def build_prompt_model(cls, cfg, clip_model: CLIP, classnames: List[str], device="cpu",
+                           precision: str = "fp32") -> nn.Module:
+        """The method's model without Dassl's data pipeline: training (``build_model``) and GRAM
+        meta-training both build it here. ``build_custom_clip`` runs on an instance of this class that
+        holds only what model building reads (``cfg``, ``device``, ``precision``), so ``super()`` and
+        every hook work; then every parameter outside ``prompt_module_name`` is frozen."""
+        builder = cls.__new__(cls)
+        builder.cfg, builder.device, builder.precision = cfg, torch.device(device), precision
+        model = builder.build_custom_clip(clip_model, classnames)
+        for name, param in model.named_parameters():
+            param.requires_grad_(cls.prompt_module_name in name)
+        return model
 
     def build_model(self) -> None:
         cfg = self.cfg
-        clip_model, self.precision = load_clip_for_training(cfg, self.method_cfg.PREC, self.device)
+        prec = self.clip_precision(self.method_cfg.PREC)
+        clip_model, self.precision = load_clip_for_training(cfg, prec, self.device, f"TRAINER.{self.method_key}.PREC")
         self.clip_fingerprint = checkpoint_fingerprint(cfg.MODEL.BACKBONE.NAME)
-        print("Building custom CLIP")
-        self.model = self.build_custom_clip(clip_model, self.dm.dataset.classnames)
-        print("Turning off gradients in both the image and the text encoder")
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(self.prompt_module_name in name)
+        print("Building custom CLIP; turning off gradients in both the image and the text encoder")
+        self.model = self.build_prompt_model(cfg, clip_model, self.dm.dataset.classnames, self.device, self.precision)
         print(f"Parameters to be updated: {sorted(self.prompt_parameters())}")
         prompt_module = getattr(self.model, self.prompt_module_name)
         if cfg.MODEL.INIT_WEIGHTS:

@@ -56,28 +56,10 @@ from .task_loss import PairBatch, make_pair_logits, make_pair_loss, mix_query_wi
 PLACEHOLDER_CLASSNAMES = ["object"]
 
 
-class PromptModelFactory:
-    """Builds a registered prompt trainer's model without its data pipeline."""
-
-    def __init__(self, cfg, method: str):
-        self.trainer_class = TRAINER_REGISTRY.get(method)
-        self.cfg = cfg
-        self.precision = "fp32"
-
-    @property
-    def method_cfg(self):
-        return self.cfg.TRAINER[self.trainer_class.method_key]
-
-    def build(self, clip_model) -> nn.Module:
-        model = self.trainer_class.build_custom_clip(self, clip_model, PLACEHOLDER_CLASSNAMES)
-        prompt_module = self.trainer_class.prompt_module_name
-        for name, param in model.named_parameters():
-            param.requires_grad_(prompt_module in name)
-        return model
-
-    @property
-    def image_tower_frozen(self) -> bool:
-        return bool(getattr(self.trainer_class, "image_tower_frozen", False))
+def build_method_model(cfg, method: str, clip_model, device) -> nn.Module:
+    """The registered prompt trainer ``method``'s model (the trainer's own class-level builder), with
+    captions in place of class names and its prompts as its only trainable parameters (fp32)."""
+    return TRAINER_REGISTRY.get(method).build_prompt_model(cfg, clip_model, PLACEHOLDER_CLASSNAMES, device, "fp32")
 
 
 class MetaState(nn.Module):
@@ -112,21 +94,21 @@ class MetaTrainer(TrainerBase):
         self.split = load_split(split_path, expected_clip_fingerprint=self.clip_fingerprint)
         cache_dir = self.gram.FEATURE_CACHE or self.split.settings.get("feature_cache") \
             or os.path.join(os.path.dirname(os.path.abspath(split_path)), "features")
-        factory = PromptModelFactory(cfg, self.gram.METHOD)
-        image_features = factory.image_tower_frozen or self.gram.TTA  # else only ids and captions are needed
+        image_tower_frozen = getattr(TRAINER_REGISTRY.get(self.gram.METHOD), "image_tower_frozen", False)
+        image_features = image_tower_frozen or self.gram.TTA  # else only ids and captions are needed
         self.encoded = load_encoded(cache_dir, expected_clip_fingerprint=self.clip_fingerprint,
                                     modalities=("image",) if image_features else ())
         self.split.check_corpus_ids(self.encoded.ids, source=f"feature cache {cache_dir}")
         refuse_nonfinite_rows(self.encoded.image, self.encoded.text, self.encoded.ids, f"feature cache {cache_dir}")
 
         clip_model = load_clip(cfg.MODEL.BACKBONE.NAME).float()
-        if not factory.image_tower_frozen and self.gram.CORPUS:
+        if not image_tower_frozen and self.gram.CORPUS:
             from datasets.corpus import corpus_fingerprint
 
             self.split.check_corpus_source(self.gram.CORPUS, corpus_fingerprint(self.gram.CORPUS), split_path)
-        self.model = factory.build(clip_model).to(self.device)
-        self.features = torch.from_numpy(self.encoded.image) if factory.image_tower_frozen else None
-        self.pixels = None if factory.image_tower_frozen else self._pixel_stream(clip_model.visual.input_resolution)
+        self.model = build_method_model(cfg, self.gram.METHOD, clip_model, self.device).to(self.device)
+        self.features = torch.from_numpy(self.encoded.image) if image_tower_frozen else None
+        self.pixels = None if image_tower_frozen else self._pixel_stream(clip_model.visual.input_resolution)
 
         self.prompt_params = trainable_prompt_parameters(self.model)
         shapes = {name: tuple(p.shape) for name, p in self.prompt_params.items()}

@@ -15,14 +15,24 @@ Shifted-domain, test-only versions of ``ToyShapes`` (the DG protocol, like Image
 ``ToyShapesSketch``, ``ToyShapesNoisy``, ``ToyShapesFaded``, ``ToyShapesPatterned``: the same 10 classes
 drawn in the other four styles. For the cross-dataset protocol, train on ``ToyColorShapes`` (the broadest
 class set) and test on the other three.
+
+Held-out class sets (``HELDOUT_SPECS``), drawn with their own generator seed by
+``world.build_heldout_datasets`` and never used to choose any setting (README): they label what no dataset
+above labels, or labels only jointly:
+
+- ``ToySizeShapes`` (12 classes): size x shape ("small circle", "big star", ...) over 2 sizes x 6 shapes,
+  ordered like ``ToyColorShapes`` so that base and new classes are new pairings of known words;
+- ``ToyPositions`` (5 classes): where a lone object is ("shape on the left", ..., "shape in the center");
+- ``ToyColors`` (8 classes): the colour alone ("red shape", ...), over all 8 colours (3 of them never in a
+  class name above).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Tuple
 
 import numpy as np
 
 from datasets.toy_world.scenes import Scene, sample_scene, sample_two_group_scene
-from datasets.toy_world.vocabulary import COUNT_WORDS, SHAPES, TEXTURES
+from datasets.toy_world.vocabulary import COLOURS, COUNT_WORDS, POSITIONS, SHAPES, SIZES, TEXTURES
 
 DrawScene = Callable[[int, np.random.Generator, str], Scene]
 
@@ -63,6 +73,19 @@ COLOR_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
 )
 
 
+SIZE_SHAPE_SHAPES = ("circle", "square", "triangle", "star", "cross", "heart")
+SIZE_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
+    sorted(
+        ((size, shape) for size in SIZES for shape in SIZE_SHAPE_SHAPES),
+        key=lambda pair: (
+            (SIZES.index(pair[0]) + SIZE_SHAPE_SHAPES.index(pair[1])) % 2,
+            SIZES.index(pair[0]),
+            SIZE_SHAPE_SHAPES.index(pair[1]),
+        ),
+    )
+)
+
+
 def _draw_shape(label: int, rng: np.random.Generator, style: str) -> Scene:
     return sample_scene(rng, style, shape=SHAPES[label])
 
@@ -83,6 +106,17 @@ def _draw_count(label: int, rng: np.random.Generator, style: str) -> Scene:
     return sample_scene(rng, style, count=count)
 
 
+def _draw_size_shape(label: int, rng: np.random.Generator, style: str) -> Scene:
+    size, shape = SIZE_SHAPE_PAIRS[label]
+    return sample_scene(rng, style, shape=shape, size=size)
+
+
+def _draw_position(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return replace(sample_scene(rng, style), position=tuple(POSITIONS)[label])
+
+
+def _draw_colour(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return sample_scene(rng, style, colour=tuple(COLOURS)[label])
 
 
 def _all_specs() -> Dict[str, ToyDatasetSpec]:
@@ -112,3 +146,13 @@ def _all_specs() -> Dict[str, ToyDatasetSpec]:
 
 
 DATASET_SPECS: Dict[str, ToyDatasetSpec] = _all_specs()
+HELDOUT_SPECS: Dict[str, ToyDatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        ToyDatasetSpec("ToySizeShapes", "toy_size_shapes",
+                       tuple(f"{size} {shape}" for size, shape in SIZE_SHAPE_PAIRS), _draw_size_shape),
+        ToyDatasetSpec("ToyPositions", "toy_positions", tuple(f"shape {words}" for words in POSITIONS.values()),
+                       _draw_position),
+        ToyDatasetSpec("ToyColors", "toy_colors", tuple(f"{colour} shape" for colour in COLOURS), _draw_colour),
+    )
+}

@@ -89,10 +89,12 @@ def run_in_process(spec: RunSpec) -> None:
         train.main(train.build_parser().parse_args(argv), env_info=False)
 
 
-def run_protocol(args, protocol: str, trainers: List[str], metas: Dict[str, str]) -> None:
-    plan = protocol_plan(protocol)
+def run_protocol(args, protocol: str, trainers: List[str], metas: Dict[str, str], output: str,
+                 plan: dict = None) -> None:
+    """Every run of ``protocol`` (``plan``: its datasets, source and shots) for ``trainers`` under ``output``."""
+    plan = plan or protocol_plan(protocol)
     for trainer in trainers:
-        settings = Settings(data_root=args.root, output_root=args.output, python=sys.executable, config=CONFIG,
+        settings = Settings(data_root=args.root, output_root=output, python=sys.executable, config=CONFIG,
                             n_ctx=N_CTX, meta_ckpt=metas.get(trainer), source=plan["source"],
                             extra_opts=["MODEL.BACKBONE.NAME", args.clip])
         runs = build_runs(protocol, trainer, settings, plan["datasets"], args.seeds, plan["shots"])
@@ -130,13 +132,15 @@ def average_per_seed(cells: List[Dict[str, dict]], measure: str) -> Dict[int, fl
     return {seed: tables.harmonic_mean(*m) if measure == "H" else m[0] for seed, m in means.items()}
 
 
-def paired_rows(runs: List[tables.Run], protocol: str, method: str) -> List[list]:
-    """Rows (protocol, dataset or average, shots, measure, difference): <method>_GRAM - <method> by seed."""
-    plan = protocol_plan(protocol)
+def paired_rows(runs: List[tables.Run], protocol: str, method: str, baseline_runs: List[tables.Run] = None,
+                plan: dict = None) -> List[list]:
+    """Rows (protocol, dataset or average, shots, measure, difference): <method>_GRAM - <method> by seed
+    (the baseline's runs from ``baseline_runs`` when given, e.g. another output root)."""
+    plan = plan or protocol_plan(protocol)
     rows = []
     for shots in plan["shots"]:
-        cells = {d: [per_seed(runs, protocol, t, d, shots) for t in (f"{method}_GRAM", method)]
-                 for d in plan["datasets"]}
+        cells = {d: [per_seed(runs, protocol, f"{method}_GRAM", d, shots),
+                     per_seed(baseline_runs or runs, protocol, method, d, shots)] for d in plan["datasets"]}
         for measure in (["base", "new", "H"] if protocol == "base2new" else ["acc"]):
             for dataset, (gram, base) in cells.items():
                 if len(set(gram[measure]) & set(base[measure])) >= 2:
@@ -202,7 +206,7 @@ def main() -> None:
     metas = {f"{method}_GRAM": meta_checkpoint(args, method) for method in args.methods}
     trainers = [name for method in args.methods for name in (method, f"{method}_GRAM")]
     for protocol in args.protocols:
-        run_protocol(args, protocol, ["ZeroshotCLIP"] + trainers, metas)
+        run_protocol(args, protocol, ["ZeroshotCLIP"] + trainers, metas, args.output)
     print(write_tables(args, trainers, args.methods))
     print(f"{time.time() - started:.0f} s; runs and tables under {args.output_root}")
 

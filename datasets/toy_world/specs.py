@@ -61,29 +61,21 @@ SHIFTED_STYLES = ("sketch", "noisy", "faded", "patterned")
 MIXED_COUNT_PROB = 0.5  # counting images with two kinds of objects
 COLOR_SHAPE_COLOURS = ("red", "green", "blue", "yellow", "purple")
 COLOR_SHAPE_SHAPES = ("circle", "square", "triangle", "star")
-COLOR_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
-    sorted(
-        ((colour, shape) for colour in COLOR_SHAPE_COLOURS for shape in COLOR_SHAPE_SHAPES),
-        key=lambda pair: (
-            (COLOR_SHAPE_COLOURS.index(pair[0]) + COLOR_SHAPE_SHAPES.index(pair[1])) % 2,
-            COLOR_SHAPE_COLOURS.index(pair[0]),
-            COLOR_SHAPE_SHAPES.index(pair[1]),
-        ),
-    )
-)
 
 
+def alternating_pairs(firsts: Tuple[str, ...], seconds: Tuple[str, ...]) -> Tuple[Tuple[str, str], ...]:
+    """Every (first, second) pair, those with an even index sum first: the first half and the second half
+    (CoCoOp's base and new classes) each hold every word, so new classes are new pairings of known words."""
+    def index_key(pair: Tuple[str, str]) -> Tuple[int, int, int]:
+        i, j = firsts.index(pair[0]), seconds.index(pair[1])
+        return (i + j) % 2, i, j
+
+    return tuple(sorted(((a, b) for a in firsts for b in seconds), key=index_key))
+
+
+COLOR_SHAPE_PAIRS = alternating_pairs(COLOR_SHAPE_COLOURS, COLOR_SHAPE_SHAPES)
 SIZE_SHAPE_SHAPES = ("circle", "square", "triangle", "star", "cross", "heart")
-SIZE_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
-    sorted(
-        ((size, shape) for size in SIZES for shape in SIZE_SHAPE_SHAPES),
-        key=lambda pair: (
-            (SIZES.index(pair[0]) + SIZE_SHAPE_SHAPES.index(pair[1])) % 2,
-            SIZES.index(pair[0]),
-            SIZE_SHAPE_SHAPES.index(pair[1]),
-        ),
-    )
-)
+SIZE_SHAPE_PAIRS = alternating_pairs(SIZES, SIZE_SHAPE_SHAPES)
 
 
 def _draw_shape(label: int, rng: np.random.Generator, style: str) -> Scene:

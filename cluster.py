@@ -4,10 +4,14 @@ and write the split file meta-training (meta_train.py) and test-time tuning read
     python cluster.py --corpus DATA/cc3m/train.tsv --clip ViT-B/16 --out output/gram/split/cmhc \
         [--method kmeans|cmhc] [--levels 4,16,64] [--k 256] [--gpu] [--batch-size 256] [--seed 1]
 
-The features are cached (resumable) in OUT/features unless --cache-dir says otherwise; a re-run
-with the same corpus and CLIP reuses them. The split is OUT/split.json plus its arrays file (format:
-trainers/gram/clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
+The features are cached in OUT/features unless --cache-dir says otherwise: a re-run (also after
+a kill mid-encoding) reuses every verified shard and encodes only the missing rows. The split is
+OUT/split.json plus its arrays file (format: clustering/split_file.py). --method kmeans is the ICCV setting (one level of --k
 domains); cmhc the journal's hierarchy (--k k-means leaves merged into --levels).
+
+Several processes or machines: ``torchrun --nproc-per-node N [--nnodes M ...] cluster.py ...`` splits the
+encoding by rank (feature shard i on rank i % N*M); rank 0 writes the manifest and clusters. Ranks
+started with another corpus, CLIP checkpoint or settings are refused before any work.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from tabulate import tabulate
-from torch.utils.data import DataLoader
 
-from datasets.corpus import CorpusDataset, ImageTextCorpus
+from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,
+                        save_split)
+from datasets.corpus import CorpusStats, ImageTextCorpus, corpus_fingerprint
+from fileio.atomic import NO_SPACE
+from parallel import distributed
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
 from trainers.backbone.precision import apply_precision
 from trainers.backbone.transforms import clip_preprocess
-from trainers.gram.clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key,
-                                      encode_corpus, save_split)
 
 
 def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
@@ -44,7 +49,8 @@ def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="GRAM clustering stage: corpus -> CLIP features -> split file")
     parser.add_argument("--corpus", required=True, help="corpus manifest (.tsv/.csv/.jsonl) or folder of .tar shards")
-    parser.add_argument("--clip", required=True, help="OpenAI CLIP name (ViT-B/16) or checkpoint path")
+    parser.add_argument("--clip", required=True,
+                        help="OpenAI CLIP name (ViT-B/16), checkpoint path, or open_clip:<model>[@<pretrained>]")
     parser.add_argument("--out", required=True, help="output folder for split.json and its arrays")
     parser.add_argument("--method", choices=("kmeans", "cmhc"), default="cmhc")
     parser.add_argument("--levels", type=lambda text: _numbers(text, int), default=None,
@@ -65,7 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="device for the CLIP encoder")
     parser.add_argument("--batch-size", type=int, default=256, help="pairs per CLIP forward")
     parser.add_argument("--workers", type=int, default=0,
-                        help="DataLoader workers decoding images (0: in this process; the row order depends on it)")
+                        help="threads decoding and transforming images (0: none; the features do not depend on it)")
     parser.add_argument("--shard-size", type=int, default=4096, help="pairs per feature-cache shard")
     parser.add_argument("--cache-dir", default=None, help="feature cache folder (default OUT/features)")
     parser.add_argument("--subsample", type=float, default=None, help="keep this fraction of the corpus")
@@ -86,25 +92,42 @@ def summary_table(split: ClusterSplit) -> str:
                                    "min complexity", "max complexity"])
 
 
-def run(args: argparse.Namespace) -> ClusterSplit:
-    """Encode (cached) and cluster as ``args`` says; write and return the split."""
+def report_skipped(stats: CorpusStats) -> None:
+    """One line saying what the corpus reader skipped (nothing when it skipped nothing or did not run)."""
+    skipped = {"missing images": stats.missing, "unreadable images": stats.corrupt,
+               "empty captions": stats.empty_caption, "damaged shards": stats.bad_shards,
+               "entries cut short in them": stats.lost_in_bad_shards}
+    if any(skipped.values()):
+        print("corpus: skipped " + ", ".join(f"{count} {what}" for what, count in skipped.items() if count)
+              + " (listed in the warnings above)")
+
+
+def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
+    """Encode (cached) and cluster as ``args`` says; write and return the split (None on ranks > 0)."""
     start = time.perf_counter()
 
     fingerprint = checkpoint_fingerprint(args.clip)
-    model = apply_precision(load_clip(args.clip, device=args.device), "fp32" if args.device == "cpu" else "fp16")
+    source_key = corpus_source_key(args.corpus)
+    distributed.require_agreement({"corpus": source_key, "CLIP checkpoint": fingerprint,
+                                   "settings": {k: v for k, v in vars(args).items() if k != "device"}}, "cluster.py")
+    device = distributed.device_for_rank(args.device)
+    model = apply_precision(load_clip(args.clip, device=device), "fp32" if device == "cpu" else "fp16")
     transform = clip_preprocess(model.visual.input_resolution)
     corpus = ImageTextCorpus(args.corpus, subsample=args.subsample, seed=args.seed)
-    items = corpus if args.workers == 0 else DataLoader(CorpusDataset(corpus, transform), batch_size=None,
-                                                        num_workers=args.workers)
-    corpus_key = (f"{corpus_source_key(args.corpus)}:subsample={args.subsample}:seed={args.seed}"
-                  f":workers={args.workers}")
-    encoded = encode_corpus(model, transform, items,
+    corpus_key = f"{source_key}:subsample={args.subsample}:seed={args.seed}"
+    encoded = encode_corpus(model, transform, corpus.lazy(),
                             args.cache_dir or os.path.join(args.out, "features"), clip_fingerprint=fingerprint,
                             corpus_key=corpus_key, shard_size=args.shard_size, batch_size=args.batch_size,
-                            device=args.device, source=args.corpus)
+                            device=device, source=args.corpus, workers=args.workers,
+                            progress=distributed.is_main())
     del model
-    print(f"features: {len(encoded.ids)} pairs ({encoded.pairs_encoded} encoded now, the rest from "
-          f"{encoded.cache_dir}), CLIP {fingerprint}")
+    if encoded is None:
+        return None
+    report_skipped(corpus.stats)
+    ranks = f" by {distributed.world_size()} ranks" if distributed.is_distributed() else ""
+    print(f"features: {len(encoded.ids)} pairs ({encoded.pairs_encoded} encoded now{ranks}, {encoded.pairs_reused} "
+          f"reused from verified shards of {encoded.cache_dir}, {encoded.shards_reused} shards untouched; "
+          f"{encoded.pairs_skipped} unreadable images skipped), CLIP {fingerprint}")
 
     settings = ClusteringSettings(method=args.method, k=args.k, levels=args.levels, niter=args.niter,
                                   nredo=args.nredo, seed=args.seed,
@@ -113,7 +136,8 @@ def run(args: argparse.Namespace) -> ClusterSplit:
                                   complexity_weights=args.complexity_weights,
                                   prototype_strength=args.prototype_strength, gpu=args.gpu)
     split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint, source=args.corpus)
-    split.settings.update(corpus=os.path.abspath(args.corpus), clip=args.clip, subsample=args.subsample,
+    split.settings.update(corpus=os.path.abspath(args.corpus), corpus_fingerprint=corpus_fingerprint(args.corpus),
+                          clip=args.clip, subsample=args.subsample,
                           feature_cache=os.path.abspath(encoded.cache_dir))
     path = save_split(split, args.out)
     print(summary_table(split))
@@ -125,10 +149,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        distributed.init_from_env()
         run(args)
     except (ValueError, FileNotFoundError, CLIPCheckpointError) as error:
         print(f"cluster.py: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        print(f"cluster.py: {error.strerror}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.shutdown()
     return 0
 
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from fileio.stage_files import META_CHECKPOINT_NAME
+
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRESETS = {
     # world size, clustering (k leaves, CMHC levels), meta config, trainer config, seeds, datasets
@@ -80,7 +82,7 @@ def main() -> None:
     banner("3/4 GRAM meta-training (prompt init + gradient regulator)")
     stage = time.time()
     meta_dir = os.path.join(output, "gram", "coop")
-    meta_ckpt = os.path.join(meta_dir, "meta_checkpoint.pth")
+    meta_ckpt = os.path.join(meta_dir, META_CHECKPOINT_NAME)
     if not os.path.isfile(meta_ckpt):
         run(["meta_train.py", "--config-file", f"configs/gram/{preset['meta']}.yaml",
              "--split-file", os.path.join(clusters, "split.json"), "--output-dir", meta_dir, "--seed", "1",

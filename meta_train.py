@@ -7,16 +7,22 @@
 Writes Dassl-style checkpoints (resumed automatically when the output dir has them), ``log.txt``,
 tensorboard logs and, at the end, ``<output-dir>/meta_checkpoint.pth`` for
 ``TRAINER.GRAM.META_CKPT`` of the GRAM trainers.
+
+Several GPUs or machines: ``torchrun --nproc-per-node N meta_train.py ...`` splits each meta-batch over the
+ranks (see ``trainers/gram/meta_trainer.py``); rank 0 writes the checkpoints, a relaunch resumes.
 """
 import argparse
+import contextlib
 
 from trainers.dassl_compat import ensure_dassl_compat
 
 ensure_dassl_compat()
 
 import trainers  # noqa: E402,F401  (registers the prompt methods)
+from parallel import distributed  # noqa: E402
 from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
                        run_entry_point, start_run)
+from tools.run_folder import claimed_run_folder, meta_train_settings  # noqa: E402
 from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402
 
 
@@ -46,11 +52,20 @@ def setup_cfg(args: argparse.Namespace):
 
 def main(args: argparse.Namespace) -> None:
     cfg = setup_cfg(args)
-    start_run(cfg)
-    print(cfg)
-    with one_line_errors():
-        trainer = MetaTrainer(cfg)
-    trainer.train()
+    distributed.init_from_env()
+    distributed.silence_other_ranks()
+    # rank 0 holds the run folder's lock and settings for all ranks (they share the folder)
+    claim = (claimed_run_folder(cfg.OUTPUT_DIR, meta_train_settings(cfg, args)) if distributed.is_main()
+             else contextlib.nullcontext())
+    try:
+        with claim:
+            start_run(cfg, log_to_file=distributed.is_main())
+            print(cfg)
+            with one_line_errors():
+                trainer = MetaTrainer(cfg)
+            trainer.train()
+    finally:
+        distributed.shutdown()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from collections import defaultdict
 import numpy as np
 
 from tools import plots, tables
-from tools.atomic import write_text_atomically
+from fileio.atomic import write_text_atomically
 from tools.results import find_run_dirs, read_run
 from tools.tables import Table, summarize
 

@@ -53,6 +53,9 @@ setup(
     ],
     extras_require={
         "gpu": ["faiss-gpu-cu12"],
-        "test": ["pytest", "scikit-learn"],
+        "slurm": ["submitit"],
+        # open_clip backbones (MODEL.BACKBONE.NAME open_clip:<model>[@<pretrained>]); never needed for OpenAI's CLIP
+        "open_clip": ["open_clip_torch>=3.3"],
+        "test": ["pytest", "scikit-learn", "open_clip_torch>=3.3", "submitit"],
     },
 )

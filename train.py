@@ -24,7 +24,8 @@ import datasets  # noqa: E402,F401  (registers the datasets)
 import trainers  # noqa: E402,F401  (registers the trainers)
 from tools.protocol_card import protocol_card, results_record, write_results_json  # noqa: E402
 from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
-                       run_entry_point, start_run)
+                       one_line_image_errors, run_entry_point, start_run)
+from tools.run_folder import claimed_run_folder, train_settings  # noqa: E402
 
 
 def print_args(args: argparse.Namespace, cfg) -> None:
@@ -94,6 +95,12 @@ def main(args: argparse.Namespace, env_info: bool = True) -> None:
     """Run one training or evaluation; ``env_info=False`` skips the (slow) environment report,
     for callers that run many short jobs in one process (``bench/bench_toy_gram.py``)."""
     cfg = setup_cfg(args)
+    with claimed_run_folder(cfg.OUTPUT_DIR, None if args.eval_only else train_settings(cfg, args)):
+        run(cfg, args, env_info)
+
+
+def run(cfg, args: argparse.Namespace, env_info: bool) -> None:
+    """The run itself, in an output folder this process holds."""
     start_run(cfg)
 
     if torch.cuda.is_available() and cfg.USE_CUDA:
@@ -109,12 +116,13 @@ def main(args: argparse.Namespace, env_info: bool = True) -> None:
         trainer = build_trainer(cfg)
     results = capture_test_results(trainer)
 
-    if args.eval_only:
-        with one_line_errors():
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
-        trainer.test()
-    elif not args.no_train:
-        trainer.train()
+    with one_line_image_errors():
+        if args.eval_only:
+            with one_line_errors():
+                trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+        elif not args.no_train:
+            trainer.train()
 
     if results:
         write_results_json(cfg.OUTPUT_DIR, results_record(cfg, args, results))

@@ -1,6 +1,6 @@
 """Benchmark of the clustering stage (issue 5): scaling, memory, and CMHC against scikit-learn.
 
-Data: planted hierarchical clusters of image-text pairs (``clustering.planted``): 4 coarse groups
+Data: planted hierarchical clusters of image-text pairs (``testing.planted``): 4 coarse groups
 x 4 x 4 = 64 fine clusters (the levels [4, 16, 64]), d-dimensional image and text features each,
 float32, not normalised (the clustering normalises on the fly). Each size runs in a fresh process
 so memory figures do not mix.
@@ -29,9 +29,9 @@ from sklearn.metrics import adjusted_rand_score
 from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from trainers.gram.clustering import ClusteringSettings, build_split  # noqa: E402
-from trainers.gram.clustering.features import PairedFeatures  # noqa: E402
-from trainers.gram.clustering.planted import hierarchical_pairs, labels_at_depth  # noqa: E402
+from clustering import ClusteringSettings, build_split  # noqa: E402
+from clustering.features import PairedFeatures  # noqa: E402
+from testing.planted import hierarchical_pairs, labels_at_depth  # noqa: E402
 
 BRANCHING = (4, 4, 4)
 LEVELS = (4, 16, 64)

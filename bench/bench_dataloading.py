@@ -11,7 +11,7 @@ With ``num_workers=0`` the main process loads with one torch thread, as workers 
 
 For context, the last rows time the image encoder these batches feed, forward only, fp32 on this CPU
 (``torch.get_num_threads()`` threads): a ViT-B/16-shaped CLIP at 224 px (random weights) and the project's
-tiny CLIP (``trainers.backbone.tiny_clip``) at 32 px.
+tiny CLIP (``testing.tiny_clip``) at 32 px.
 
 Usage: python bench/bench_dataloading.py [--n 512] [--cases 320:224,320:32,64:32] [--workers 0,2]
 """
@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets.corpus import CorpusDataset  # noqa: E402
 from datasets.fixtures import build_corpus_fixture  # noqa: E402
-from trainers.backbone.tiny_clip import build_tiny_clip  # noqa: E402
+from testing.tiny_clip import build_tiny_clip  # noqa: E402
 from trainers.backbone.transforms import clip_preprocess  # noqa: E402
 
 

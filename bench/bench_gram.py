@@ -26,9 +26,9 @@ from tabulate import tabulate  # noqa: E402
 import trainers  # noqa: E402,F401
 from tools.cli import default_cfg  # noqa: E402
 from trainers.backbone.clip_loader import load_clip  # noqa: E402
-from trainers.backbone.tiny_clip import ensure_tiny_clip  # noqa: E402
+from testing.tiny_clip import ensure_tiny_clip  # noqa: E402
 from trainers.gram.meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective  # noqa: E402
-from trainers.gram.meta_trainer import PromptModelFactory  # noqa: E402
+from trainers.gram.meta_trainer import build_method_model  # noqa: E402
 from trainers.gram.regulator import GradientRegulator  # noqa: E402
 from trainers.gram.task_loss import PairBatch, make_pair_loss  # noqa: E402
 
@@ -51,7 +51,7 @@ def tiny_coop_model(dtype: torch.dtype):
     cfg = default_cfg()
     cfg.TRAINER.COOP.N_CTX = 4
     torch.manual_seed(0)
-    model = PromptModelFactory(cfg, "CoOp").build(load_clip(path).to(dtype))
+    model = build_method_model(cfg, "CoOp", load_clip(path).to(dtype), "cpu")
     use_input_dtype_layer_norms(model)
     return model.to(dtype)
 

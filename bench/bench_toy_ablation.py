@@ -11,7 +11,7 @@ seeds 1-3), paired by seed with CoOp's runs of that script:
 2. CMHC, 64 k-means leaves merged into 4 and 16 clusters (tasks from the 16), tasks drawn uniformly;
 3. CMHC with complexity-informed task construction (``ADAPTIVE_TASKS``): the demo's split and meta checkpoint,
    whose CoOp_GRAM runs are those of ``bench_toy_protocols.py``;
-4. 3 with complexity-informed prototypes (``prototype_strength`` 1, ``trainers/gram/clustering/prototypes.py``).
+4. 3 with complexity-informed prototypes (``prototype_strength`` 1, ``clustering/prototypes.py``).
 
 Each row's difference to CoOp and to the row above is paired by seed, mean [95% t interval].
 """
@@ -31,10 +31,10 @@ from tabulate import tabulate  # noqa: E402
 import meta_train  # noqa: E402
 from bench_toy_protocols import REPORTED, average_per_seed, per_seed, run_protocol  # noqa: E402
 from tools import tables  # noqa: E402
-from tools.atomic import write_text_atomically  # noqa: E402
+from fileio.atomic import write_text_atomically  # noqa: E402
 from tools.paired import paired_difference  # noqa: E402
 from trainers.backbone.clip_loader import checkpoint_fingerprint  # noqa: E402
-from trainers.gram.clustering import ClusteringSettings, build_split, load_encoded, save_split  # noqa: E402
+from clustering import ClusteringSettings, build_split, load_encoded, save_split  # noqa: E402
 
 VARIANTS = {
     "flat k-means, uniform tasks": (dict(method="kmeans", k=16), False),

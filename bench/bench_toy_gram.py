@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 import train  # noqa: E402
+from fileio.stage_files import META_CHECKPOINT_NAME  # noqa: E402
 from tools.tables import harmonic_mean  # noqa: E402
 
 METHODS = ("CoOp", "CoCoOp", "VPT", "MaPLe")
@@ -132,7 +133,7 @@ def main() -> None:
         if args.method != "CoOp":
             raise SystemExit(f"--method {args.method} needs --meta: meta-train it first with "
                              f"configs/gram/toy_{args.method.lower()}.yaml (README, toy-world results)")
-        args.meta = os.path.join(REPO, "output", "demo", "gram", "coop", "meta_checkpoint.pth")
+        args.meta = os.path.join(REPO, "output", "demo", "gram", "coop", META_CHECKPOINT_NAME)
     for path, what in ((args.clip, "the toy CLIP"), (args.meta, "the meta checkpoint")):
         if not os.path.isfile(path):
             raise SystemExit(f"{path}: {what} is missing; run `make demo` first or pass --root/--clip/--meta")

@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 import meta_train  # noqa: E402
-from tools.atomic import write_text_atomically  # noqa: E402
+from fileio.atomic import write_text_atomically  # noqa: E402
 
 BASE_CONFIG = "configs/gram/toy_coop.yaml"
 FIRST_ORDER = ["TRAINER.GRAM.FIRST_ORDER", "True"]

@@ -37,7 +37,7 @@ from tabulate import tabulate  # noqa: E402
 import meta_train  # noqa: E402
 import train  # noqa: E402
 from tools import plots, tables  # noqa: E402
-from tools.atomic import write_text_atomically  # noqa: E402
+from fileio.atomic import write_text_atomically  # noqa: E402
 from tools.paired import paired_difference  # noqa: E402
 from tools.protocols import RunSpec, Settings, build_runs  # noqa: E402
 

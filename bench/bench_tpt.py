@@ -24,7 +24,7 @@ import trainers  # noqa: E402,F401
 from datasets.toy_world import build_world  # noqa: E402
 from tools.cli import default_cfg  # noqa: E402
 from trainers.backbone.clip_loader import checkpoint_fingerprint  # noqa: E402
-from trainers.backbone.tiny_clip import ensure_tiny_clip  # noqa: E402
+from testing.tiny_clip import ensure_tiny_clip  # noqa: E402
 from trainers.gram.meta_checkpoint import MetaCheckpoint, save_meta_checkpoint  # noqa: E402
 from trainers.gram.regulator import build_regulator  # noqa: E402
 from trainers.gram.structure_tta import StructureEncoder, StructureInducedRegulator, test_time_payload  # noqa: E402

@@ -29,7 +29,7 @@ if REPO not in sys.path:
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from trainers.backbone.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
+from testing.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
 
 SPEED_CLASSES, SPEED_SHOTS, SPEED_EPOCHS = 10, 16, 3
 MEMORY_CLASSES, MEMORY_BATCH, MEMORY_STEPS = 1000, 32, 1

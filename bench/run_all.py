@@ -25,6 +25,7 @@ QUICK = {
     "bench_clustering.py": ["--sizes", "50000,200000", "--compare-size", "5000"],
     "bench_dataloading.py": ["--n", "256"],
     "bench_results.py": [],
+    "bench_open_clip.py": ["--steps", "2"],
 }
 FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": []})
 

@@ -8,16 +8,27 @@ for the base-to-new protocol (CoCoOp) keeps the lower (``base``: the first ceil(
 its images are and how to build its split when the split file is missing.
 
 Choices beyond CoOp's code, each recorded where it is made:
-- Few-shot sampling seeds Python's ``random`` with ``cfg.SEED`` just for the draw and restores the previous
-  state afterwards. In CoOp's ``train.py`` nothing draws from ``random`` between ``set_random_seed`` and the
-  draw, so the same seed picks the same images as CoOp; here the result no longer depends on what ran before.
+- Building the split (when its file is missing) and the few-shot draw run in one block in which Python's
+  ``random`` is seeded with ``cfg.SEED``; the previous state is restored afterwards. In CoOp's ``train.py``
+  nothing draws from ``random`` between ``set_random_seed`` and building the dataset, so the same seed gives
+  the same split and the same few-shot images as CoOp (a split generated in the same run consumes the
+  stream before the few-shot draw, as in CoOp); here the result no longer depends on what ran before.
+- Few-shot caches are unpickled admitting only ``Datum`` and builtin types (``fileio.safe_pickle``); a file
+  naming anything else is refused, not rebuilt, so the user learns that it was tampered with.
 - A cached few-shot split that names items absent from the current split (data moved, split replaced, class
   renamed) or cannot be unpickled is rebuilt, with a message, instead of failing later at image-reading time;
   with the seeding above, the rebuilt split holds the same images whenever the split itself is unchanged.
 - When a class has fewer images than NUM_SHOTS, all of them are used (Dassl's rule) and a warning naming the
   classes is printed (stdout, which Dassl's logger writes to ``log.txt``).
-- Class folders and image names are sorted before a split is drawn, so a newly generated split does not
-  depend on the file system's listing order.
+- Listing order (``DATASET.IMAGE_ORDER``): class folders are always sorted (labels follow them, as in CoOp);
+  the images of a folder are taken in the order the file system lists them (``os.listdir``, CoOp's
+  ``listdir_nohidden``) by default, which is what makes generated splits and few-shot picks equal CoOp's on
+  the same disk. That order can differ between file systems (and copies of a dataset); ``sorted`` sorts the
+  names instead, so results do not depend on the file system, at the cost of CoOp parity. Existing caches
+  (``split_zhou_*.json``, ``preprocessed.pkl``, ``split_fewshot``) fix the items whichever order is set.
+- ``DATASET.SKIP_UNREADABLE_IMAGES`` (off by default, so a damaged file is an error naming it): every image
+  of the few-shot train, val and test sets is decoded once before training and the unreadable ones are
+  dropped and counted; a class may then have fewer than K shots.
 - Split files and caches are written atomically (temporary file in the same folder, then ``os.replace``).
 """
 from __future__ import annotations
@@ -32,13 +43,16 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
 from dassl.data.datasets import Datum, DatasetBase
+from PIL import Image
 
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
+from fileio.safe_pickle import UnsafePickleError, load_datum_pickle
 
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FEWSHOT_DIRNAME = "split_fewshot"
 MAX_VAL_SHOTS = 4  # CoOp: the few-shot validation set holds min(NUM_SHOTS, 4) images per class
 SUBSAMPLE_CHOICES = ("all", "base", "new")
+IMAGE_ORDERS = ("filesystem", "sorted")  # DATASET.IMAGE_ORDER: os.listdir order (CoOp's) or sorted names
 DATASETS_MD = "see CoOp's DATASETS.md"
 
 Split = tuple[list[Datum], list[Datum], list[Datum]]
@@ -64,7 +78,8 @@ def rename_classes(items: Iterable[Datum], new_cnames: dict[str, str]) -> list[D
 def read_split(filepath: str, path_prefix: str) -> Split:
     """Read a ``split_zhou_*.json`` file; image paths in it are relative to ``path_prefix``.
 
-    Raises with the first entry whose image does not exist, or that is not ``[path, label, class name]``.
+    Raises with the first entry whose image does not exist, or that is not ``[path, label, class name]``, and
+    when the labels are not the integers 0..n-1 with one class name each (``check_labels``).
     """
     print(f"Reading split from {filepath}")
     try:
@@ -77,7 +92,25 @@ def read_split(filepath: str, path_prefix: str) -> Split:
             f"{filepath}: expected a JSON object with lists 'train', 'val' and 'test' of "
             "[image path, label, class name]"
         )
-    return tuple(_entries_to_data(split[name], path_prefix, f"{filepath}: {name}") for name in SPLIT_NAMES)
+    data = tuple(_entries_to_data(split[name], path_prefix, f"{filepath}: {name}") for name in SPLIT_NAMES)
+    check_labels(dict(zip(SPLIT_NAMES, data)), filepath)
+    return data
+
+
+def check_labels(splits: dict[str, Sequence[Datum]], where: str) -> None:
+    """Refuse labels that are not 0..n-1 (each used) or a label carrying two class names; ``where`` names the file."""
+    names: dict[int, tuple[str, str]] = {}
+    for split_name, items in splits.items():
+        for index, item in enumerate(items):
+            first = names.setdefault(item.label, (item.classname, f"{split_name}[{index}]"))
+            if first[0] != item.classname:
+                raise ValueError(f"{where}: label {item.label} has two class names, {first[0]!r} ({first[1]}) and "
+                                 f"{item.classname!r} ({split_name}[{index}]); expected one class name per label")
+    missing = sorted(set(range(len(names))) - set(names))
+    if missing:
+        extra = sorted(label for label in names if not 0 <= label < len(names))
+        raise ValueError(f"{where}: labels must be 0..{len(names) - 1} for {len(names)} classes, but label "
+                         f"{missing[0]} is unused and label {extra[0]} ({names[extra[0]][1]}) is out of range")
 
 
 def _entries_to_data(entries: list, path_prefix: str, where: str) -> list[Datum]:
@@ -85,9 +118,10 @@ def _entries_to_data(entries: list, path_prefix: str, where: str) -> list[Datum]
     for index, entry in enumerate(entries):
         try:
             relpath, label, classname = entry
-            label = int(label)
         except (TypeError, ValueError):
             raise ValueError(f"{where}[{index}] = {entry!r} is not [image path, label, class name]") from None
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise ValueError(f"{where}[{index}] = {entry!r}: the label must be an integer, got {label!r}")
         impath = os.path.join(path_prefix, relpath)
         items.append(checked_datum(impath, label, classname, f"{where}[{index}] ({relpath!r})"))
     return items
@@ -136,11 +170,12 @@ def split_trainval(trainval: Sequence[Datum], p_val: float = 0.2) -> tuple[list[
 def split_per_class(
     images_by_class: dict[int, tuple[str, list[str]]], p_trn: float = 0.5, p_val: float = 0.2
 ) -> Split:
-    """Split each class's images ``label -> (class name, paths)`` into train/val/test (CoOp's 50/20/30)."""
+    """Split each class's images ``label -> (class name, paths)`` into train/val/test (CoOp's 50/20/30):
+    every class's paths, in the order given, are shuffled with Python's ``random``, then cut."""
     print(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {1 - p_trn - p_val:.0%} test")
     train, val, test = [], [], []
     for label, (classname, impaths) in images_by_class.items():
-        impaths = sorted(impaths)
+        impaths = list(impaths)
         random.shuffle(impaths)
         n_train = round(len(impaths) * p_trn)
         n_val = round(len(impaths) * p_val)
@@ -160,9 +195,17 @@ def list_subfolders(folder: str) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
-def list_images(folder: str) -> list[str]:
-    """Sorted names of the non-hidden files in ``folder``."""
-    return sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+def check_image_order(order: str) -> str:
+    if order not in IMAGE_ORDERS:
+        raise ValueError(f"DATASET.IMAGE_ORDER must be one of {IMAGE_ORDERS}, got {order!r}")
+    return order
+
+
+def list_images(folder: str, order: str = "filesystem") -> list[str]:
+    """Names of the non-hidden entries of ``folder``, in ``os.listdir`` order (CoOp's ``listdir_nohidden``)
+    or sorted (``order="sorted"``)."""
+    names = [name for name in os.listdir(folder) if not name.startswith(".")]
+    return sorted(names) if check_image_order(order) == "sorted" else names
 
 
 def read_and_split_data(
@@ -171,14 +214,16 @@ def read_and_split_data(
     p_val: float = 0.2,
     ignored: Sequence[str] = (),
     new_cnames: dict[str, str] | None = None,
+    order: str = "filesystem",
 ) -> Split:
-    """Split an ``image_dir/<class folder>/<image>`` tree per class; labels follow sorted folder names."""
+    """Split an ``image_dir/<class folder>/<image>`` tree per class as CoOp's ``read_and_split_data``:
+    labels follow the sorted folder names, each folder's images are listed in ``order``."""
     folders = [name for name in list_subfolders(image_dir) if name not in ignored]
     new_cnames = new_cnames or {}
     images_by_class = {
         label: (
             new_cnames.get(folder, folder),
-            [os.path.join(image_dir, folder, name) for name in list_images(os.path.join(image_dir, folder))],
+            [os.path.join(image_dir, folder, name) for name in list_images(os.path.join(image_dir, folder), order)],
         )
         for label, folder in enumerate(folders)
     }
@@ -238,8 +283,8 @@ def load_or_make_fewshot(
     """K-shot train (and min(K, 4)-shot val) sets, cached as ``split_fewshot/shot_{K}-seed_{S}.pkl``.
 
     ``val`` is None for datasets whose test set doubles as validation (ImageNet); the cache then holds only
-    ``train``, as CoOp's does. ``num_shots < 1`` means all images. A negative seed draws from the current
-    random state and caches nothing.
+    ``train``, as CoOp's does. ``num_shots < 1`` means all images. The draw uses Python's ``random`` as it
+    stands (the caller seeds it); a negative seed caches nothing.
     """
     if num_shots < 1:
         return train, val
@@ -253,10 +298,9 @@ def load_or_make_fewshot(
         cached = _read_fewshot_cache(cache_path, train, val)
         if cached is not None:
             return cached
-    with seeded_python_random(seed) if seed >= 0 else contextlib.nullcontext():
-        train = dataset.generate_fewshot_dataset(train, num_shots=num_shots)
-        if val is not None:
-            val = dataset.generate_fewshot_dataset(val, num_shots=val_shots)
+    train = dataset.generate_fewshot_dataset(train, num_shots=num_shots)
+    if val is not None:
+        val = dataset.generate_fewshot_dataset(val, num_shots=val_shots)
     if seed >= 0:
         _write_fewshot_cache(cache_path, train, val)
     return train, val
@@ -280,9 +324,10 @@ def _read_fewshot_cache(
     cache_path: str, train: list[Datum], val: list[Datum] | None
 ) -> tuple[list[Datum], list[Datum] | None] | None:
     try:
-        with open(cache_path, "rb") as file:
-            cached = pickle.load(file)
+        cached = load_datum_pickle(cache_path)
         cached_train, cached_val = cached["train"], cached.get("val")
+    except UnsafePickleError:
+        raise
     except Exception as error:  # any unreadable cache is rebuilt, never trusted
         print(f"Warning: could not read few-shot cache {cache_path} ({error!r}); rebuilding it")
         return None
@@ -309,6 +354,36 @@ def _write_fewshot_cache(cache_path: str, train: list[Datum], val: list[Datum] |
         print(f"Warning: could not write few-shot cache {cache_path} ({error}); continuing without it")
 
 
+def unreadable_reason(path: str) -> str | None:
+    """Why ``path`` cannot be decoded as an image (None when it can): the whole file is decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return str(error) or type(error).__name__
+    return None
+
+
+def drop_unreadable_images(splits: dict[str, list[Datum]]) -> dict[str, list[Datum]]:
+    """``DATASET.SKIP_UNREADABLE_IMAGES``: decode every image once, drop those that fail, say how many and which."""
+    kept, dropped = {}, []
+    reasons: dict[str, str | None] = {}
+    for name, items in splits.items():
+        kept[name] = []
+        for item in items:
+            if item.impath not in reasons:
+                reasons[item.impath] = unreadable_reason(item.impath)
+            if reasons[item.impath] is None:
+                kept[name].append(item)
+            else:
+                dropped.append((name, item.impath))
+    if dropped:
+        per_split = ", ".join(f"{name} {sum(1 for s, _ in dropped if s == name)}" for name in splits)
+        examples = "; ".join(f"{path} ({reasons[path]})" for _, path in dropped[:3])
+        print(f"Skipped {len(dropped)} unreadable image(s) (DATASET.SKIP_UNREADABLE_IMAGES; {per_split}): {examples}")
+    return kept
+
+
 class CoOpStyleDataset(DatasetBase):
     """A dataset in CoOp's layout: ``<DATASET.ROOT>/<dataset_dir>/<image folder>`` plus a split file.
 
@@ -329,17 +404,22 @@ class CoOpStyleDataset(DatasetBase):
         self.image_dir = self.find_image_dir()
         self.split_path = os.path.join(self.dataset_dir, self.split_filename) if self.split_filename else ""
         self.split_fewshot_dir = os.path.join(self.dataset_dir, SPLIT_FEWSHOT_DIRNAME)
+        self.image_order = check_image_order(cfg.DATASET.get("IMAGE_ORDER", "filesystem"))
 
-        train, val, test = self.read_or_make_split()
-        train, val = load_or_make_fewshot(
-            self, train, val, cfg.DATASET.NUM_SHOTS, cfg.SEED, self.split_fewshot_dir
-        )
+        # one stream seeded with SEED, as CoOp's train.py leaves it: the split (if built) then the few shots
+        with seeded_python_random(cfg.SEED) if cfg.SEED >= 0 else contextlib.nullcontext():
+            train, val, test = self.read_or_make_split()
+            train, val = load_or_make_fewshot(
+                self, train, val, cfg.DATASET.NUM_SHOTS, cfg.SEED, self.split_fewshot_dir
+            )
         subsample = cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")
         if val is None:
             train, test = subsample_classes(train, test, subsample=subsample)
             val = test
         else:
             train, val, test = subsample_classes(train, val, test, subsample=subsample)
+        if cfg.DATASET.get("SKIP_UNREADABLE_IMAGES", False):
+            train, val, test = drop_unreadable_images({"train": train, "val": val, "test": test}).values()
         super().__init__(train_x=train, val=val, test=test)
 
     def find_image_dir(self) -> str:
@@ -369,6 +449,10 @@ class CoOpStyleDataset(DatasetBase):
             f"{type(self).__name__}: split file {self.split_path} not found; download "
             f"{self.split_filename} ({DATASETS_MD})"
         )
+
+    def split_class_folders(self, ignored: Sequence[str] = ()) -> Split:
+        """CoOp's ``read_and_split_data`` over ``image_dir``'s class folders, in ``DATASET.IMAGE_ORDER``."""
+        return read_and_split_data(self.image_dir, ignored=ignored, order=self.image_order)
 
     def require_file(self, relpath: str) -> str:
         """Path of a file of the dataset that must exist, or an error naming it and the layout."""

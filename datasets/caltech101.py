@@ -24,4 +24,4 @@ class Caltech101(base.CoOpStyleDataset):
     layout = "caltech-101/{101_ObjectCategories/<class>/, split_zhou_Caltech101.json}"
 
     def make_split(self) -> base.Split:
-        return base.read_and_split_data(self.image_dir, ignored=IGNORED_FOLDERS)
+        return self.split_class_folders(ignored=IGNORED_FOLDERS)

@@ -20,15 +20,19 @@ Subsampling (``subsample=f``, 0 < f <= 1): an entry is kept iff the first 8 byte
 streams, does not depend on the corpus order, the number of workers or shards, and a smaller fraction keeps a
 subset of a larger one (same seed).
 
-Bad entries never stop a pass: a missing image (no such file, or a shard entry without an image or caption)
-and an undecodable one are skipped and counted in ``.stats`` (``seen`` entries of this shard,
-``subsampled_out``, ``missing``, ``corrupt``, ``yielded``; plus ``bad_shards`` for damaged tar files), and the
-counts are logged (``logging``, logger ``datasets.corpus``) when a pass ends. A malformed manifest line is
-an input error and raises, naming the file and line.
+Bad entries never stop a pass: a missing image (no such file, or a shard entry without an image or caption),
+an undecodable one and an empty caption (nothing to pair the image with) are skipped and counted in ``.stats``
+(``seen`` entries of this shard, ``subsampled_out``, ``missing``, ``corrupt``, ``yielded``, ``empty_caption``;
+plus ``bad_shards`` for damaged tar files and ``lost_in_bad_shards``, the entries cut short in them), and the
+counts are logged (``logging``, logger ``datasets.corpus``) when a pass ends. A damaged or truncated shard
+(the data ends inside a member, or the end-of-archive blocks are missing) is reported with a warning naming
+the file and the members read from it; its readable part is used. A malformed manifest line, or one that is
+not UTF-8, is an input error and raises, naming the file and line.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -60,6 +64,15 @@ class CorpusItem:
     caption: str
 
 
+@dataclass(frozen=True)
+class LazyCorpusItem:
+    """A corpus entry whose image is decoded only when ``load_image()`` is called (None if unreadable)."""
+
+    id: str
+    caption: str
+    load_image: Callable[[], Image.Image | None]
+
+
 @dataclass
 class CorpusStats:
     seen: int = 0  # entries of this shard read from the source
@@ -67,7 +80,9 @@ class CorpusStats:
     missing: int = 0
     corrupt: int = 0
     yielded: int = 0
+    empty_caption: int = 0
     bad_shards: int = 0  # tar files that could not be read to the end
+    lost_in_bad_shards: int = 0  # entries of those files cut short where the data ends
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,23 @@ class _Entry:
 
 def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def corpus_fingerprint(source: str) -> str:
+    """First 16 hex digits of a sha256 that identifies a corpus wherever it is copied: the manifest's bytes, or
+    for a folder of shards the relative paths and sizes of its files (hidden ones, such as the shard indexes
+    ``datasets.corpus_index`` caches there, left out)."""
+    digest = hashlib.sha256()
+    if os.path.isfile(source):
+        with open(source, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:16]
+    for folder, _, names in sorted(os.walk(source)):
+        for name in sorted(name for name in names if not name.startswith(".")):
+            path = os.path.join(folder, name)
+            digest.update(f"{os.path.relpath(path, source)}\t{os.path.getsize(path)}\n".encode("utf-8"))
+    return digest.hexdigest()[:16]
 
 
 def keep_fraction(entry_id: str, fraction: float, seed: int) -> bool:
@@ -142,10 +174,37 @@ class ImageTextCorpus:
             counts = ", ".join(f"{name}={count}" for name, count in asdict(stats).items())
             logger.info("image-text corpus %s: %s", label, counts)
 
+    @property
+    def shards(self) -> list[str]:
+        """The tar shards of the source, in reading order ([] for a manifest)."""
+        return list(self._shards)
+
+    def image_paths(self) -> Iterator[tuple[str, str]]:
+        """``(id, image path)`` of every manifest entry (no image is opened; nothing for tar shards)."""
+        if self._shards:
+            return
+        for entry in self._entries(0, 1):
+            if entry.image_path is not None:
+                yield entry.id, entry.image_path
+
+    def lazy(self) -> Iterator[LazyCorpusItem]:
+        """One pass like ``iterate()`` (same entries, same order) that decodes no image until asked: an
+        entry whose image turns out missing or corrupt is counted in ``.stats`` when it is loaded."""
+        stats = self.stats = CorpusStats()
+        for entry in self._entries(0, 1):
+            stats.seen += 1
+            if self.subsample is not None and not keep_fraction(entry.id, self.subsample, self.seed):
+                stats.subsampled_out += 1
+                continue
+            yield LazyCorpusItem(entry.id, entry.caption or "", functools.partial(self._decode, entry, stats))
+
     def _decode(self, entry: _Entry, stats: CorpusStats) -> Image.Image | None:
         if entry.caption is None or (entry.image_path is None and entry.image_bytes is None):
             part = "caption" if entry.caption is None else "image"
             self._skip(stats, "missing", f"no {part} for {entry.id!r} ({entry.where})")
+            return None
+        if not entry.caption.strip():
+            self._skip(stats, "empty_caption", f"empty caption for {entry.id!r} ({entry.where})")
             return None
         try:
             with Image.open(entry.image_path or io.BytesIO(entry.image_bytes)) as image:
@@ -159,7 +218,7 @@ class ImageTextCorpus:
     @staticmethod
     def _skip(stats: CorpusStats, kind: str, message: str) -> None:
         setattr(stats, kind, getattr(stats, kind) + 1)
-        skipped = stats.missing + stats.corrupt
+        skipped = stats.missing + stats.corrupt + stats.empty_caption
         log = logger.warning if skipped <= WARNED_SKIPS else logger.debug
         log("skipping %s%s", message, "; further skips are only counted" if skipped == WARNED_SKIPS else "")
 
@@ -197,8 +256,8 @@ class ImageTextCorpus:
     def _table_rows(self) -> Iterator[_Entry]:
         delimiter = MANIFEST_DELIMITERS[os.path.splitext(self.source)[1].lower()]
         quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        with open(self.source, newline="", encoding="utf-8") as file:
-            rows = csv.reader(file, delimiter=delimiter, quoting=quoting)
+        with open(self.source, "rb") as file:
+            rows = csv.reader(_utf8_lines(file, self.source), delimiter=delimiter, quoting=quoting)
             columns = None
             for row in rows:
                 if not any(cell.strip() for cell in row):
@@ -217,8 +276,8 @@ class ImageTextCorpus:
                 yield _Entry(entry_id, row[caption_column].strip(), where, image_path=self._image_path(image))
 
     def _jsonl_rows(self) -> Iterator[_Entry]:
-        with open(self.source, encoding="utf-8") as file:
-            for line_number, line in enumerate(file, 1):
+        with open(self.source, "rb") as file:
+            for line_number, line in enumerate(_utf8_lines(file, self.source), 1):
                 if not line.strip():
                     continue
                 where = f"{self.source}:{line_number}"
@@ -241,11 +300,17 @@ class ImageTextCorpus:
 
     def _tar_entries(self, shards: list[str]) -> Iterator[_Entry]:
         for shard in shards:
+            reader = _ShardReader(shard)
             try:
-                yield from _read_shard(shard)
+                yield from reader
             except (tarfile.TarError, EOFError, OSError) as error:
+                reader.damage = str(error)
+            if reader.damage is not None:
                 self.stats.bad_shards += 1
-                logger.warning("image-text corpus: shard %s is damaged (%s); skipping the rest of it", shard, error)
+                self.stats.lost_in_bad_shards += reader.pending_entries
+                logger.warning("image-text corpus: shard %s is damaged (%s): read %d members (%d entries), lost %d "
+                               "entries cut short; whatever followed in the original file is missing", shard,
+                               reader.damage, reader.members_read, reader.entries_read, reader.pending_entries)
 
 
 def _header_columns(row: list[str]) -> tuple[int, int, int | None] | None:
@@ -267,25 +332,71 @@ def _field(record: dict, candidates: tuple[str, ...]):
     return next((record[name] for name in candidates if name in record), None)
 
 
-def _read_shard(shard: str) -> Iterator[_Entry]:
-    """Entries of one tar shard, member by member (stream mode)."""
-    key, parts = None, {}
-    with tarfile.open(shard, mode="r|*") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            folder, filename = os.path.split(member.name)
-            stem, _, extension = filename.partition(".")
-            member_key = os.path.join(folder, stem)
-            if member_key != key:
-                if key is not None:
-                    yield _shard_entry(shard, key, parts)
-                key, parts = member_key, {}
-            extension = extension.lower()
-            if extension in IMAGE_EXTENSIONS or extension == CAPTION_EXTENSION:
-                parts[extension] = tar.extractfile(member).read()
-    if key is not None:
-        yield _shard_entry(shard, key, parts)
+def _utf8_lines(file, source: str) -> Iterator[str]:
+    """The lines of a binary file decoded as UTF-8; a line that is not names the file and line."""
+    for line_number, raw in enumerate(file, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{source}:{line_number}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
+                             f"{error.start + 1}); save the manifest as UTF-8") from None
+
+
+END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # a complete tar file ends with two zero blocks
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")  # gzip, bzip2, xz
+
+
+class _ShardReader:
+    """Entries of one tar shard, member by member (stream mode). After the pass, ``damage`` says why the
+    file ended early (None if it is complete), with ``members_read``, ``entries_read`` and ``pending_entries``
+    (the entry whose member was being read when the data ended: lost)."""
+
+    def __init__(self, shard: str) -> None:
+        self.shard = shard
+        self.damage: str | None = None
+        self.members_read = self.entries_read = 0
+        self.key: str | None = None
+        self.parts: dict[str, bytes] = {}
+
+    @property
+    def pending_entries(self) -> int:
+        return int(self.key is not None)
+
+    def __iter__(self) -> Iterator[_Entry]:
+        with tarfile.open(self.shard, mode="r|*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                folder, filename = os.path.split(member.name)
+                stem, _, extension = filename.partition(".")
+                member_key = os.path.join(folder, stem)
+                if member_key != self.key:
+                    yield from self._finish_entry()
+                    self.key = member_key
+                extension = extension.lower()
+                if extension in IMAGE_EXTENSIONS or extension == CAPTION_EXTENSION:
+                    self.parts[extension] = tar.extractfile(member).read()
+                self.members_read += 1
+            end = tar.offset
+        if not self._ends_with_end_of_archive(end):  # cut between members: the last entry may lack a part
+            self.damage = "truncated: the end-of-archive blocks are missing"
+        yield from self._finish_entry()
+
+    def _finish_entry(self) -> Iterator[_Entry]:
+        if self.key is not None:
+            self.entries_read += 1
+            yield _shard_entry(self.shard, self.key, self.parts)
+        self.key, self.parts = None, {}
+
+    def _ends_with_end_of_archive(self, offset: int) -> bool:
+        """True when the two zero blocks follow the last member (always for a compressed shard, whose
+        stream offsets are not file offsets; its decompressor reports truncation itself)."""
+        with open(self.shard, "rb") as file:
+            if file.read(len(max(COMPRESSED_MAGIC, key=len))).startswith(COMPRESSED_MAGIC):
+                return True
+            file.seek(offset)
+            tail = file.read(END_OF_ARCHIVE)
+        return len(tail) == END_OF_ARCHIVE and not tail.strip(b"\0")
 
 
 def _shard_entry(shard: str, key: str, parts: dict[str, bytes]) -> _Entry:

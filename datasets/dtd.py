@@ -18,4 +18,4 @@ class DescribableTextures(base.CoOpStyleDataset):
     read_and_split_data = staticmethod(base.read_and_split_data)
 
     def make_split(self) -> base.Split:
-        return base.read_and_split_data(self.image_dir)
+        return self.split_class_folders()

@@ -29,4 +29,4 @@ class EuroSAT(base.CoOpStyleDataset):
     layout = "eurosat/{2750/<class>/, split_zhou_EuroSAT.json}"
 
     def make_split(self) -> base.Split:
-        return base.read_and_split_data(self.image_dir)
+        return self.split_class_folders()

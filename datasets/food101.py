@@ -16,4 +16,4 @@ class Food101(base.CoOpStyleDataset):
     layout = "food-101/{images/<class>/, split_zhou_Food101.json}"
 
     def make_split(self) -> base.Split:
-        return base.read_and_split_data(self.image_dir)
+        return self.split_class_folders()

@@ -1,7 +1,8 @@
 """ImageNet's class-name file and the test-only ImageNet variants (V2, Sketch, A, R) in CoOp's layout.
 
 ``classnames.txt`` has one ``<wnid> <class name>`` line per class in ImageNet's label order (CLIP's names).
-A variant stores its images in one folder per class. Labels follow CoOp: the variant's class folders in
+A variant stores its images in one folder per class, each folder's images listed in ``DATASET.IMAGE_ORDER``
+(the file system's order by default, as CoOp's ``listdir_nohidden``). Labels follow CoOp: the variant's class folders in
 sorted order (so ImageNet-A/R have labels 0..199 and 200 class names, and the protocol is 200-way, as in
 the published numbers); ``imagenet_labels[label]`` gives the ImageNet label of the same class (its index in
 ``classnames.txt``) for models with a 1000-way head.
@@ -13,7 +14,7 @@ from collections import OrderedDict
 
 from dassl.data.datasets import DatasetBase, Datum
 
-from .base import DATASETS_MD, list_images, list_subfolders
+from .base import DATASETS_MD, check_image_order, list_images, list_subfolders
 
 CLASSNAMES_FILE = "classnames.txt"
 IMAGENET_DIR = "imagenet"
@@ -33,14 +34,17 @@ def read_classnames(text_file: str) -> OrderedDict[str, str]:
     return classnames
 
 
-def read_class_folders(image_dir: str, folder_to_label: dict[str, int], classnames: list[str]) -> list[Datum]:
-    """Items of ``image_dir/<folder>/<image>`` for every folder in ``folder_to_label``."""
+def read_class_folders(
+    image_dir: str, folder_to_label: dict[str, int], classnames: list[str], order: str = "filesystem"
+) -> list[Datum]:
+    """Items of ``image_dir/<folder>/<image>`` for every folder in ``folder_to_label`` (in its order), each
+    folder's images in ``order`` (``filesystem``: ``os.listdir``'s, as CoOp's loaders; or ``sorted``)."""
     items = []
     for folder, label in folder_to_label.items():
         class_dir = os.path.join(image_dir, folder)
         items.extend(
             Datum(impath=os.path.join(class_dir, name), label=label, classname=classnames[label])
-            for name in list_images(class_dir)
+            for name in list_images(class_dir, order)
         )
     return items
 
@@ -71,7 +75,8 @@ class ImageNetVariant(DatasetBase):
         self.imagenet_labels = [imagenet_label[wnid] for wnid in folder_to_wnid.values()]
         classnames = [wnid_to_name[wnid] for wnid in folder_to_wnid.values()]
         folder_to_label = {folder: label for label, folder in enumerate(folder_to_wnid)}
-        data = read_class_folders(self.image_dir, folder_to_label, classnames)
+        order = check_image_order(cfg.DATASET.get("IMAGE_ORDER", "filesystem"))
+        data = read_class_folders(self.image_dir, folder_to_label, classnames, order)
         super().__init__(train_x=data, test=data)
 
     def find_classnames_file(self, root: str) -> str:

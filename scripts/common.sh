@@ -10,10 +10,12 @@
 #   LOADEP   epoch a test run loads                default OPTIM.MAX_EPOCH (from OPTS, else the trainer config)
 #   META_CKPT  GRAM meta checkpoint                default ${OUTPUT}/gram/<GRAM_CFG>/meta_checkpoint.pth
 #   OPTS     extra "KEY VALUE ..." config options for every run (e.g. MODEL.BACKBONE.NAME /path/tiny_clip.pt)
+#   TOOLS_PYTHON  interpreter of the toolbox's tools   default the first word of PYTHON
 # A script sets TRAINER (and its defaults) and then sources this file. Scripts run from the repository
 # root whatever the current folder. A run whose folder already holds a result (results.json, or a final
 # "* accuracy:" line in its log) is skipped; an unfinished one is run again and resumes from its checkpoint.
-# tools/protocols.py (run_protocol.py) builds the same folders and train.py arguments.
+# The folder scheme, that rule and the meta-checkpoint file name come from tools/protocols.py (which
+# run_protocol.py uses too), so the two cannot drift apart.
 
 DATA=${DATA:-/path/to/datasets}
 PYTHON=${PYTHON:-python}
@@ -21,7 +23,7 @@ OUTPUT=${OUTPUT:-output}
 SEEDS=${SEEDS:-1 2 3}
 SHOTS=${SHOTS:-16}
 SOURCE=${SOURCE:-imagenet}
-META_CKPT_NAME=meta_checkpoint.pth
+TOOLS_PYTHON=${TOOLS_PYTHON:-${PYTHON%% *}}
 CFG_DIRS=${CFG_DIRS:-"${TRAINER} ${TRAINER%_GRAM}"}
 TRAINER_OPTS=()
 VARIANT=""
@@ -35,18 +37,26 @@ die() {
 
 [ -d "${DATA}" ] || die "DATA=${DATA} is not a directory: export DATA=/path/to/datasets"
 
-# run_is_done DIR: the folder holds a result (same rule as tools.results.is_run_done).
+# FOLDERS (run-folder templates by scheme) and META_CKPT_NAME, as tools/protocols.py defines them.
+# shellcheck disable=SC2086  # TOOLS_PYTHON may hold an interpreter and its options
+DEFINITIONS=$(${TOOLS_PYTHON} -m tools.protocols shell) \
+    || die "cannot run ${TOOLS_PYTHON} -m tools.protocols: export TOOLS_PYTHON=<the toolbox's python>"
+eval "${DEFINITIONS}"
+
+# run_is_done DIR: the folder holds a result (tools.results.is_run_done).
 run_is_done() {
-    [ -f "$1/results.json" ] && return 0
-    local log
-    for log in "$1"/log.txt "$1"/log.txt-*; do
-        [ -f "${log}" ] || continue
-        awk '/^Finish(ed)? training/ {finished = 1; result = 0}
-             /epoch \[[0-9]+\/[0-9]+\]/ {trained = 1}
-             /^\* accuracy: / {result = 1}
-             END {exit !(result && (finished || !trained))}' "${log}" && return 0
+    # shellcheck disable=SC2086
+    ${TOOLS_PYTHON} -m tools.protocols done "$1"
+}
+
+# run_folder SCHEME FIELD=VALUE...: ${OUTPUT}/ the run folder of SCHEME (FOLDERS) with the fields filled in.
+run_folder() {
+    local folder=${FOLDERS[$1]} pair
+    shift
+    for pair in "$@"; do
+        folder=${folder//"{${pair%%=*}}"/"${pair#*=}"}
     done
-    return 1
+    echo "${OUTPUT}/${folder}"
 }
 
 # trainer_config CFG: the config file in the first of CFG_DIRS that has it.
@@ -75,9 +85,18 @@ load_epoch() {
     echo "${epoch}"
 }
 
-# coop_options NCTX CSC CTP: CoOp's context options and their folder level (env NCTX CSC CTP by default).
+# config_value KEY DEFAULT: KEY's value in the trainer config CFG (its first KEY: line), else DEFAULT.
+config_value() {
+    local value
+    value=$(awk -v key="$1:" '$1 == key {gsub(/"/, "", $2); print $2; exit}' "$(trainer_config "${CFG}")" 2>/dev/null)
+    echo "${value:-$2}"
+}
+
+# coop_options NCTX CSC CTP: CoOp's context options and their folder level (arguments, else env NCTX CSC
+# CTP, else the trainer config's N_CTX CSC CLASS_TOKEN_POSITION, else 16 False end).
 coop_options() {
-    local nctx=${1:-${NCTX:-16}} csc=${2:-${CSC:-False}} ctp=${3:-${CTP:-end}}
+    local nctx=${1:-${NCTX:-$(config_value N_CTX 16)}} csc=${2:-${CSC:-$(config_value CSC False)}}
+    local ctp=${3:-${CTP:-$(config_value CLASS_TOKEN_POSITION end)}}
     VARIANT=nctx${nctx}_csc${csc}_ctp${ctp}
     TRAINER_OPTS=(TRAINER.COOP.N_CTX "${nctx}" TRAINER.COOP.CSC "${csc}" TRAINER.COOP.CLASS_TOKEN_POSITION "${ctp}")
 }
@@ -85,7 +104,7 @@ coop_options() {
 # gram_options: the meta checkpoint of a *_GRAM trainer (which must exist).
 gram_options() {
     [[ ${TRAINER} == *_GRAM ]] || return 0
-    META_CKPT=${META_CKPT:-${OUTPUT}/gram/${GRAM_CFG}/${META_CKPT_NAME}}
+    META_CKPT=${META_CKPT:-$(run_folder meta cfg="${GRAM_CFG}")/${META_CKPT_NAME}}
     [ -f "${META_CKPT}" ] || die "meta checkpoint ${META_CKPT} not found: run scripts/gram/meta_train.sh ${GRAM_CFG} SPLIT_FILE first, or export META_CKPT"
     echo TRAINER.GRAM.META_CKPT "${META_CKPT}"
 }
@@ -117,7 +136,8 @@ variant_level() {
 }
 
 fewshot_dir() {  # DATASET SEED
-    echo "${OUTPUT}/$1/${TRAINER}/${CFG}_${SHOTS}shots$(variant_level)/seed$2"
+    run_folder fewshot dataset="$1" trainer="${TRAINER}" cfg="${CFG}" shots="${SHOTS}" variant="$(variant_level)" \
+        seed="$2"
 }
 
 # fewshot_run DATASET SEED: train on SHOTS shots of all classes, then test (CoOp main.sh, xd_train.sh).
@@ -143,7 +163,7 @@ fewshot_sweep() {
 }
 
 base2new_dir() {  # STAGE DATASET SEED
-    echo "${OUTPUT}/base2new/$1/$2/shots_${SHOTS}/${TRAINER}/${CFG}/seed$3"
+    run_folder base2new stage="$1" dataset="$2" shots="${SHOTS}" trainer="${TRAINER}" cfg="${CFG}" seed="$3"
 }
 
 # base2new_train DATASET SEED: train on the base half of the classes (CoCoOp base2new_train.sh).
@@ -168,7 +188,8 @@ xd_test() {
     need_args 2 "DATASET SEED" "$@"
     local epoch
     epoch=$(load_epoch "${CFG}") || exit 1
-    train_job "${OUTPUT}/evaluation/${TRAINER}/${CFG}_${SHOTS}shots$(variant_level)/$1/seed$2" "$1" "${CFG}" "$2" \
+    train_job "$(run_folder evaluation trainer="${TRAINER}" cfg="${CFG}" shots="${SHOTS}" variant="$(variant_level)" \
+        dataset="$1" seed="$2")" "$1" "${CFG}" "$2" \
         --model-dir "$(fewshot_dir "${SOURCE}" "$2")" --load-epoch "${epoch}" --eval-only \
         "${TRAINER_OPTS[@]}"
 }
@@ -182,12 +203,12 @@ xd_train() {
 # zeroshot DATASET: evaluate without training (CoOp zeroshot.sh; no seed).
 zeroshot() {
     need_args 1 "DATASET [CFG]" "$@"
-    train_job "${OUTPUT}/${TRAINER}/${CFG}/$1" "$1" "${CFG}" "" --eval-only
+    train_job "$(run_folder zeroshot trainer="${TRAINER}" cfg="${CFG}" dataset="$1")" "$1" "${CFG}" "" --eval-only
 }
 
 # test_time_run DATASET SEED: test-time prompt tuning on DATASET (scripts/tpt/tpt.sh).
 test_time_run() {
-    train_job "${OUTPUT}/tta/${TRAINER}/${CFG}/$1/seed$2" "$1" "${CFG}" "$2" --eval-only
+    train_job "$(run_folder tta trainer="${TRAINER}" cfg="${CFG}" dataset="$1" seed="$2")" "$1" "${CFG}" "$2" --eval-only
 }
 
 # test_time_sweep DATASET: test_time_run for every seed in SEEDS.

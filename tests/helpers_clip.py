@@ -1,7 +1,6 @@
-"""Shared test fixtures for the CLIP backbone and the CLIP trainers (owned by the backbone tests).
+"""Shared test helpers for the CLIP backbone and the CLIP trainers (the session fixtures they use,
+``tiny_vit_checkpoint``, ``tiny_rn_checkpoint`` and ``dataset_root``, are in ``conftest.py``).
 
-- ``tiny_vit_checkpoint`` / ``tiny_rn_checkpoint``: session-wide tiny CLIP checkpoints in
-  OpenAI's state-dict format (built once per test session).
 - ``ClipColorFixture``: a registered Dassl dataset of small generated images (one colour per
   class, with noise), written under ``cfg.DATASET.ROOT`` on first use.
 - ``clip_trainer_cfg`` / ``build_clip_trainer``: a full config (Dassl defaults + every trainer
@@ -13,15 +12,22 @@ import os
 from typing import List, Optional
 
 import numpy as np
-import pytest
 from PIL import Image
-
-from trainers.backbone.tiny_clip import ensure_tiny_clip
 
 RN_TEST_SIZES = {"vision_width": 32}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
 TRAIN_PER_CLASS, TEST_PER_CLASS = 8, 4
+# each prompt trainer's tiny-CLIP config (32-pixel inputs, prompt depths <= 2)
+TINY_CONFIGS = {
+    "CoOp": "configs/trainers/CoOp/tiny_ep10.yaml",
+    "CoCoOp": "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml",
+    "KgCoOp": "configs/trainers/KgCoOp/tiny_ep6.yaml",
+    "MaPLe": "configs/trainers/MaPLe/tiny_ep5_batch8_2ctx.yaml",
+    "ProMetaR": "configs/trainers/ProMetaR/tiny_ep5_batch8_4+4ctx.yaml",
+    "TPT": "configs/trainers/TPT/tiny.yaml",
+    "VPT": "configs/trainers/VPT/tiny_ep5_batch8_4.yaml",
+}
 
 
 def entry_point_env(**extra: str) -> dict:
@@ -31,23 +37,6 @@ def entry_point_env(**extra: str) -> dict:
                OMP_NUM_THREADS="1")
     env.update(extra)
     return env
-
-
-@pytest.fixture(scope="session")
-def tiny_vit_checkpoint(tmp_path_factory) -> str:
-    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
-    return ensure_tiny_clip(os.path.join(folder, "tiny_vit.pt"), arch="vit", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_rn_checkpoint(tmp_path_factory) -> str:
-    folder = tmp_path_factory.getbasetemp() / "tiny_clip"
-    return ensure_tiny_clip(os.path.join(folder, "tiny_rn.pt"), arch="rn", seed=0, **RN_TEST_SIZES)
-
-
-@pytest.fixture(scope="session")
-def dataset_root(tmp_path_factory) -> str:
-    return str(tmp_path_factory.getbasetemp() / "data")
 
 
 def write_color_images(folder: str) -> None:

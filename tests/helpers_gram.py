@@ -1,8 +1,8 @@
-"""Fixtures for the GRAM pipeline tests: a tiny captioned corpus, its encoded features and split."""
+"""Helpers of the GRAM pipeline tests: a tiny captioned corpus (clustered by the ``gram_split`` fixture of
+``conftest.py``) and meta-training runs on it."""
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from helpers_clip import COLORS
@@ -31,18 +31,16 @@ def write_caption_corpus(folder: str) -> str:
     return manifest
 
 
-@pytest.fixture(scope="session")
-def gram_split(tmp_path_factory, tiny_vit_checkpoint):
-    """``(split_file, manifest)`` for the tiny corpus, clustered into 4 domains by CLIP features."""
+def cluster_caption_corpus(folder, backbone):
+    """Write the tiny corpus under ``folder`` and cluster it with the CLIP ``backbone``: ``(split_file, manifest)``."""
     from datasets.corpus import ImageTextCorpus
     from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
     from trainers.backbone.transforms import clip_preprocess
-    from trainers.gram.clustering import ClusteringSettings, build_split, encode_corpus, save_split
+    from clustering import ClusteringSettings, build_split, encode_corpus, save_split
 
-    folder = str(tmp_path_factory.getbasetemp() / "gram_corpus")
     manifest = write_caption_corpus(folder)
-    model = load_clip(tiny_vit_checkpoint).float().eval()
-    fingerprint = checkpoint_fingerprint(tiny_vit_checkpoint)
+    model = load_clip(backbone).float().eval()
+    fingerprint = checkpoint_fingerprint(backbone)
     items = ((item.id, item.image, item.caption) for item in ImageTextCorpus(manifest))
     out_dir = os.path.join(folder, "clusters")
     encoded = encode_corpus(model, clip_preprocess(32), items, os.path.join(out_dir, "features"),
@@ -52,11 +50,11 @@ def gram_split(tmp_path_factory, tiny_vit_checkpoint):
     return save_split(split, out_dir), manifest
 
 
-def meta_cfg(split_file, backbone, output_dir, opts=()):
+def meta_cfg(split_file, backbone, output_dir, opts=(), config_file="configs/gram/tiny_coop.yaml"):
     from tools.cli import default_cfg
 
     cfg = default_cfg()
-    cfg.merge_from_file(os.path.join(REPO, "configs/gram/tiny_coop.yaml"))
+    cfg.merge_from_file(os.path.join(REPO, config_file))
     cfg.MODEL.BACKBONE.NAME = backbone
     cfg.TRAINER.GRAM.SPLIT_FILE = split_file
     cfg.OUTPUT_DIR = output_dir
@@ -67,18 +65,27 @@ def meta_cfg(split_file, backbone, output_dir, opts=()):
     return cfg
 
 
-def build_meta_trainer(split_file, backbone, output_dir, opts=()):
+def build_meta_trainer(split_file, backbone, output_dir, opts=(), config_file="configs/gram/tiny_coop.yaml"):
     from dassl.utils import set_random_seed
 
     import trainers  # noqa: F401
     from trainers.gram.meta_trainer import MetaTrainer
 
-    cfg = meta_cfg(split_file, backbone, output_dir, opts)
+    cfg = meta_cfg(split_file, backbone, output_dir, opts, config_file)
     set_random_seed(cfg.SEED)
     return MetaTrainer(cfg)
 
 
-def run_meta_training(split_file, backbone, output_dir, opts=()):
-    trainer = build_meta_trainer(split_file, backbone, output_dir, opts)
+def run_meta_training(split_file, backbone, output_dir, opts=(), config_file="configs/gram/tiny_coop.yaml"):
+    trainer = build_meta_trainer(split_file, backbone, output_dir, opts, config_file)
     trainer.train()
     return trainer
+
+
+def write_fresh_meta_checkpoint(method: str, prompts: dict, backbone: str, path: str) -> str:
+    """A meta checkpoint holding ``prompts`` as the init and a fresh low-rank regulator (no meta-training)."""
+    from trainers.backbone.clip_loader import checkpoint_fingerprint
+    from trainers.gram.meta_checkpoint import fresh_meta_checkpoint, save_meta_checkpoint
+
+    save_meta_checkpoint(fresh_meta_checkpoint(method, prompts, checkpoint_fingerprint(backbone), backbone), path)
+    return path

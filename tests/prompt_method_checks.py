@@ -1,11 +1,10 @@
 """Checks shared by the tests of the VPT, MaPLe, ProMetaR and KgCoOp trainers.
 
 Each test file trains its trainer once on the colour fixture with a tiny CLIP (``train_briefly``)
-and runs these checks on the result; fixtures come from ``helpers_clip``.
+and runs these checks on the result; the fixtures come from ``conftest.py``.
 """
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, List, Sequence
 
-import pytest
 import torch
 
 from helpers_clip import build_clip_trainer, record_losses
@@ -14,16 +13,6 @@ from trainers.gram.task_loss import PairBatch, make_pair_loss
 QUIET = ["TRAIN.PRINT_FREQ", "1000"]
 RESULT_LINES = ("=> result", "* total: 16", "* correct:", "* accuracy:", "* error:", "* macro_f1:")
 CAPTIONS = ["a red square", "something green", "a blue sky", "yellow paint"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors run far faster on one intra-op thread than on OpenMP threads contending for a
-    shared CPU (a 64-wide linear layer: 0.04 ms against 12 ms on the loaded test machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def train_briefly(trainer_name: str, config: str, root: str, output_dir: str, checkpoint: str,

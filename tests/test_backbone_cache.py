@@ -1,4 +1,5 @@
 """Image-feature cache: same features as the slow path, seeded views, epoch batches."""
+import random
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,7 +9,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from trainers.backbone.feature_cache import CachedFeatureLoader, cached_train_loader, compute_feature_views
+from trainers.backbone.feature_cache import (CachedFeatureLoader, cached_train_loader, compute_feature_views,
+                                             item_seed)
 
 CPU = torch.device("cpu")
 
@@ -65,6 +67,27 @@ def test_random_views_are_seeded_distinct_and_leave_global_rng_alone(data_source
     assert not torch.equal(first, other_seed)
     with_workers = DataLoader(ImageFiles(data_source, RANDOM_TFM), batch_size=3, num_workers=2)
     assert torch.equal(compute_feature_views(encode, with_workers, 2, 7, CPU)[0], first)
+
+
+def test_each_view_is_the_transform_under_its_item_seed(data_source):
+    loader = DataLoader(ImageFiles(data_source, RANDOM_TFM), batch_size=4)
+    features, _ = compute_feature_views(encode, loader, 3, 7, CPU)
+    for view in range(3):
+        for index, item in enumerate(data_source):
+            seed = item_seed(7, view, index)
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            with Image.open(item.impath) as image:
+                expected = encode(RANDOM_TFM(image.convert("RGB")).unsqueeze(0))[0]
+            assert torch.equal(features[view, index], expected)
+
+
+def test_building_the_cache_seeds_no_accelerator_per_image(data_source, monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: calls.append(seed))
+    compute_feature_views(encode, DataLoader(ImageFiles(data_source, RANDOM_TFM), batch_size=4), 2, 7, CPU)
+    assert calls == []
 
 
 def test_loader_serves_every_item_once_per_epoch_cycling_views():

@@ -5,9 +5,9 @@ import pytest
 import torch
 from clip.model import ModifiedResNet, VisionTransformer
 
-from helpers_clip import RN_TEST_SIZES, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401 (fixtures)
+from helpers_clip import RN_TEST_SIZES
 from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip, load_clip_to_cpu
-from trainers.backbone.tiny_clip import build_tiny_clip, ensure_tiny_clip, save_clip_state_dict
+from testing.tiny_clip import build_tiny_clip, ensure_tiny_clip, save_clip_state_dict
 
 
 def _inputs(resolution=32):

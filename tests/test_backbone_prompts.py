@@ -11,7 +11,7 @@ from trainers.backbone.precision import (PrecisionFallbackWarning, apply_precisi
                                          resolve_precision)
 from trainers.backbone.prompt_learner import PromptLearner, build_prompt_embeddings, count_tokens
 from trainers.backbone.text_encoder import TextEncoder, encode_prompts_in_chunks, encode_texts
-from trainers.backbone.tiny_clip import build_tiny_clip
+from testing.tiny_clip import build_tiny_clip
 from trainers.backbone.transforms import clip_preprocess
 
 CLASSNAMES = ["cat", "golden_retriever", "sea lion", "fire truck"]

@@ -7,8 +7,8 @@ import pytest
 
 import cluster
 from datasets.fixtures import build_corpus_fixture
-from trainers.backbone.tiny_clip import build_tiny_clip, save_clip_state_dict
-from trainers.gram.clustering import TaskSampler, load_split
+from testing.tiny_clip import build_tiny_clip, save_clip_state_dict
+from clustering import TaskSampler, load_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

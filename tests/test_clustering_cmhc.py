@@ -5,11 +5,11 @@ import pytest
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
-from trainers.gram.clustering import ClusteringSettings, FeatureError, build_split
-from trainers.gram.clustering.cmhc import average_linkage_levels
-from trainers.gram.clustering.features import PairedFeatures
-from trainers.gram.clustering.kmeans import gpu_available, resolve_gpu
-from trainers.gram.clustering.planted import hierarchical_pairs, labels_at_depth, noisy_rows
+from clustering import ClusteringSettings, FeatureError, build_split
+from clustering.cmhc import average_linkage_levels
+from clustering.features import PairedFeatures
+from clustering.kmeans import gpu_available, resolve_gpu
+from testing.planted import hierarchical_pairs, labels_at_depth, noisy_rows
 
 
 def _ids(n):
@@ -200,3 +200,30 @@ def test_duplicate_corpus_ids_are_refused():
     ids[60] = ids[12]
     with pytest.raises(FeatureError, match=r"duplicate id 'pair12' \(rows 12 and 60\)"):
         build_split(image, text, ids, ClusteringSettings(k=4, levels=(2,)), "fp")
+
+
+def _fake_gpu_faiss(monkeypatch, num_gpus):
+    """FAISS that reports ``num_gpus`` GPUs and records the ``gpu`` argument k-means gets (runs on the CPU)."""
+    import faiss
+
+    from clustering import kmeans
+
+    requested = []
+
+    class RecordingKmeans(faiss.Kmeans):
+        def __init__(self, d, k, **kwargs):
+            requested.append(kwargs.pop("gpu"))
+            super().__init__(d, k, **kwargs)
+
+    monkeypatch.setattr(kmeans.faiss, "StandardGpuResources", object, raising=False)
+    monkeypatch.setattr(kmeans.faiss, "get_num_gpus", lambda: num_gpus)
+    monkeypatch.setattr(kmeans.faiss, "Kmeans", RecordingKmeans)
+    return requested
+
+
+@pytest.mark.parametrize("num_gpus, asked, expected", [(4, True, 4), (1, True, 1), (4, False, 0), (0, True, 0)])
+def test_kmeans_runs_on_every_visible_gpu_when_asked(monkeypatch, num_gpus, asked, expected):
+    requested = _fake_gpu_faiss(monkeypatch, num_gpus)
+    image, text, _ = hierarchical_pairs(200, 8, branching=(2,), seed=0)
+    build_split(image, text, _ids(200), ClusteringSettings(method="kmeans", k=4, gpu=asked), "fp")
+    assert requested == [expected]

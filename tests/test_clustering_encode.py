@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from trainers.gram.clustering import EncodingError, encode_corpus, load_encoded
+from clustering import EncodingError, encode_corpus, load_encoded
 
 
 @pytest.fixture(scope="module")

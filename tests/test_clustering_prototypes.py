@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from trainers.gram.clustering import ClusteringSettings, build_split
-from trainers.gram.clustering.planted import hierarchical_pairs
-from trainers.gram.clustering.prototypes import complexity_informed_prototypes
-from trainers.gram.clustering.stats import ClusterStats
+from clustering import ClusteringSettings, build_split
+from testing.planted import hierarchical_pairs
+from clustering.prototypes import complexity_informed_prototypes
+from clustering.stats import ClusterStats
 
 
 def leaves_of_three():

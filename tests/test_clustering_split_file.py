@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from trainers.gram.clustering import ClusteringSettings, SplitFileError, build_split, load_split, save_split
-from trainers.gram.clustering import split_file
-from trainers.gram.clustering.planted import hierarchical_pairs
+from clustering import ClusteringSettings, SplitFileError, build_split, load_split, save_split
+from clustering import split_file
+from testing.planted import hierarchical_pairs
 
 
 @pytest.fixture(scope="module")

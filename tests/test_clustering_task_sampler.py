@@ -4,9 +4,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from trainers.gram.clustering import ClusteringSettings, TaskSampler, build_split
-from trainers.gram.clustering.planted import hierarchical_pairs
-from trainers.gram.clustering.task_sampler import path_complexity
+from clustering import ClusteringSettings, TaskSampler, build_split
+from testing.planted import hierarchical_pairs
+from clustering.task_sampler import path_complexity
 
 
 @pytest.fixture(scope="module")

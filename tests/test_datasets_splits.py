@@ -11,7 +11,7 @@ from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 import datasets  # noqa: F401  (registers the datasets)
 from datasets import base
 from datasets.fixtures import build_fixture, dataset_cfg
-from tools.atomic import write_atomically, write_text_atomically
+from fileio.atomic import write_atomically, write_text_atomically
 
 
 def load(root, name, **kwargs):
@@ -225,6 +225,22 @@ def test_imagenetv2_missing_label_folder_is_named(tmp_path):
     os.rmdir(image_dir / "1")
     with pytest.raises(FileNotFoundError, match=r"format-val/1 is missing"):
         load(tmp_path, "ImageNetV2")
+
+
+def test_imagenet_raw_ilsvrc_val_layout_is_refused_with_the_expected_one(tmp_path):
+    """ILSVRC2012's val JPEGs directly in images/val/ (no class folders): one line naming the folder."""
+    build_fixture("ImageNet", str(tmp_path), num_classes=3, images_per_class=4)
+    val_dir = tmp_path / "imagenet" / "images" / "val"
+    for wnid in os.listdir(val_dir):
+        for name in os.listdir(val_dir / wnid):
+            os.replace(val_dir / wnid / name, val_dir / name)
+        os.rmdir(val_dir / wnid)
+    with pytest.raises(ValueError) as error:
+        load(tmp_path, "ImageNet")
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{val_dir} has no class folders but 6 files directly in it (ILSVRC2012's val layout)" in message
+    assert f"expected {val_dir}/<wnid>/<image>.JPEG" in message
 
 
 def test_corrupt_image_at_train_time_names_the_file(tmp_path):

@@ -3,7 +3,11 @@ import os
 import subprocess
 import sys
 
-from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401
+import pytest
+
+from helpers_clip import REPO, entry_point_env
+
+pytestmark = pytest.mark.slow  # end to end: the real entry points
 
 
 def test_quick_demo_produces_the_base_to_new_table(tiny_vit_checkpoint, tmp_path):

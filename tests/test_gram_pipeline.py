@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from helpers_clip import build_clip_trainer, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import REPO, build_meta_trainer, gram_split, run_meta_training  # noqa: F401
+from helpers_clip import build_clip_trainer
+from helpers_gram import REPO, build_meta_trainer, run_meta_training
 from trainers.gram.meta_checkpoint import MetaCheckpointError, load_meta_checkpoint
 
 TINY_COOP = "configs/trainers/CoOp/tiny_ep10.yaml"

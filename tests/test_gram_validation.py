@@ -5,11 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from helpers_clip import tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import build_meta_trainer, gram_split, run_meta_training  # noqa: F401
-from trainers.gram.clustering import ClusteringSettings, TaskSampler, build_split
-from trainers.gram.clustering.planted import hierarchical_pairs
-from trainers.gram.clustering.task_sampler import held_out_clusters
+from helpers_gram import build_meta_trainer, run_meta_training
+from clustering import ClusteringSettings, TaskSampler, build_split
+from testing.planted import hierarchical_pairs
+from clustering.task_sampler import held_out_clusters
 
 
 @pytest.fixture(scope="module")

@@ -147,6 +147,15 @@ def test_missing_data_and_missing_arguments_are_explained(repo):
     assert "usage: bash" in completed.stderr and "cocoop/base2new_train.sh DATASET SEED" in completed.stderr
 
 
+def test_scripts_take_folders_and_the_done_rule_from_python(repo):
+    """One source of truth: without the toolbox's Python the scripts stop, saying so, before running anything."""
+    completed, calls = _bash(repo, "coop/main.sh", "dtd", "vit_b16", "end", "16", "1", "False",
+                             TOOLS_PYTHON=str(repo / "no_python"))
+    assert completed.returncode != 0 and calls == []
+    assert completed.stderr.strip().splitlines()[-1] == (
+        f"main.sh: cannot run {repo / 'no_python'} -m tools.protocols: export TOOLS_PYTHON=<the toolbox's python>")
+
+
 def test_failed_run_is_rerun_by_the_next_sweep(repo):
     completed, calls = _bash(repo, "cocoop/main.sh", "dtd", "1", SEEDS="1 2 3", STUB_FAIL="seed2")
     assert completed.returncode != 0  # the sweep reports the failed seed ...

@@ -2,8 +2,9 @@
 cluster.py, meta_train.py) on the tiny toy world with a tiny CLIP, one seed, one shot, one epoch.
 
 Each test checks CoOp's run folders and their results.json, that running the same scripts again starts no
-Python at all (``PYTHON=false`` would fail any job it started), and that ``run_protocol.py`` (what users run)
-finds every run of the protocol done in the scripts' folders and writes the table with the expected rows.
+job (``PYTHON=false`` would fail any job it started; the scripts' own rules run with ``TOOLS_PYTHON``), and
+that ``run_protocol.py`` (what users run) finds every run of the protocol done in the scripts' folders and
+writes the table with the expected rows.
 tests/test_scripts.py checks the scripts' arguments and skip/resume rules cheaply with a stand-in train.py.
 
 Runs shared between tests (module fixtures): the CoOp few-shot run on ToyShapes is also the source model of
@@ -25,8 +26,10 @@ import pytest
 
 import parse_test_res
 import run_protocol
-from tools.protocol_card import file_fingerprint
-from helpers_clip import REPO, entry_point_env, tiny_vit_checkpoint  # noqa: F401 (fixture)
+from fileio.hashing import file_fingerprint
+from helpers_clip import REPO, entry_point_env
+
+pytestmark = pytest.mark.slow  # end to end: the real entry points
 
 SEED = "1"
 SHOTS = "1"
@@ -65,9 +68,10 @@ class ToySweeps:
         return completed
 
     def sweep_again_skips(self, script: str, *args: str, **env: str) -> None:
-        """The same sweep again runs nothing: its job (one seed) is reported done, and no interpreter starts."""
+        """The same sweep again runs nothing: its job (one seed) is reported done, and no job starts."""
         started = time.time()
-        completed = self.sweep(script, *args, PYTHON="false", **env)  # a started job would fail the sweep
+        # a started job would fail the sweep; the scripts still read their folder rules with the toolbox python
+        completed = self.sweep(script, *args, PYTHON="false", TOOLS_PYTHON=sys.executable, **env)
         assert time.time() - started < SKIP_SECONDS
         assert completed.stdout.count("Skip this job") == 1 and "Run this job" not in completed.stdout
 

@@ -12,7 +12,7 @@ import make_toy_world
 from datasets.toy_world import PretrainSettings, ensure_toy_clip, read_toy_clip_record
 from datasets.toy_world.pretrain import encode_captions, pretrain_clip
 from trainers.backbone.clip_loader import load_clip
-from trainers.backbone.tiny_clip import build_tiny_clip
+from testing.tiny_clip import build_tiny_clip
 
 
 @pytest.fixture(scope="module")

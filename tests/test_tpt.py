@@ -5,8 +5,7 @@ import os
 import pytest
 import torch
 
-from helpers_clip import build_clip_trainer, dataset_root, tiny_vit_checkpoint  # noqa: F401
-from helpers_gram import gram_split  # noqa: F401
+from helpers_clip import build_clip_trainer
 from helpers_gram import run_meta_training
 from trainers.tpt import TestTimeTuner, confident_view_indices, marginal_entropy, view_entropy
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers_clip import REPO, dataset_root, tiny_rn_checkpoint, tiny_vit_checkpoint  # noqa: F401
+from helpers_clip import REPO
 
 TINY_COOP = "configs/trainers/CoOp/tiny_ep10.yaml"
 

@@ -3,8 +3,7 @@ batched per-image prompts, checkpoints and precision fallback."""
 import pytest
 import torch
 
-from helpers_clip import (build_clip_trainer, dataset_root, record_losses,  # noqa: F401 (fixtures)
-                          tiny_vit_checkpoint)
+from helpers_clip import build_clip_trainer, record_losses
 from trainers.backbone.precision import PrecisionFallbackWarning
 
 CONFIG = "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml"

@@ -4,8 +4,7 @@ import pytest
 import torch
 from dassl.utils import save_checkpoint
 
-from helpers_clip import (build_clip_trainer, dataset_root, record_losses,  # noqa: F401 (fixtures)
-                          tiny_vit_checkpoint)
+from helpers_clip import build_clip_trainer, record_losses
 from trainers.backbone.precision import PrecisionFallbackWarning
 
 CONFIG = "configs/trainers/CoOp/tiny_ep10.yaml"

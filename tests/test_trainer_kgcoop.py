@@ -3,8 +3,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers_clip import dataset_root, tiny_vit_checkpoint  # noqa: F401 (fixtures)
-from prompt_method_checks import one_torch_thread  # noqa: F401 (autouse fixture)
 from prompt_method_checks import changed_weights, check_result_lines_and_reload, epoch_means, train_briefly
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.text_encoder import encode_texts

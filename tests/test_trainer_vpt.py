@@ -3,9 +3,7 @@ import pytest
 import torch
 from dassl.utils import load_checkpoint
 
-from helpers_clip import (build_clip_trainer, dataset_root, tiny_rn_checkpoint,  # noqa: F401 (fixtures)
-                          tiny_vit_checkpoint)
-from prompt_method_checks import one_torch_thread  # noqa: F401 (autouse fixture)
+from helpers_clip import build_clip_trainer
 from prompt_method_checks import (QUIET, changed_weights, check_ready_for_gram,
                                   check_result_lines_and_reload, epoch_means, train_briefly)
 from trainers.backbone.clip_loader import load_clip

@@ -3,8 +3,7 @@ import clip
 import pytest
 import torch
 
-from helpers_clip import (COLORS, build_clip_trainer, dataset_root, tiny_rn_checkpoint,  # noqa: F401 (fixtures)
-                          tiny_vit_checkpoint)
+from helpers_clip import COLORS, build_clip_trainer
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.precision import PrecisionFallbackWarning
 from trainers.backbone.templates import DEFAULT_TEMPLATE, IMAGENET_TEMPLATES_SELECT, dataset_template, ensemble_templates

@@ -8,6 +8,7 @@ from dassl.config import get_cfg_default
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import set_random_seed, setup_logger
 
+from fileio.atomic import NO_SPACE
 from trainers.config import extend_cfg
 
 
@@ -29,8 +30,15 @@ def canonical_trainer_name(name: str) -> str:
     raise UsageError(f"unknown trainer '{name}'; registered trainers: {', '.join(sorted(registered))}")
 
 
+YAML_EXTENSIONS = (".yaml", ".yml")
+
+
 def merge_file(cfg, path: str, what: str) -> None:
-    """Merge a YAML file into ``cfg``, naming the file when it is missing or has an unknown key."""
+    """Merge a YAML file into ``cfg``, naming the file when it is missing or has an unknown key.
+    Only YAML is read: yacs would execute a ``.py`` config file."""
+    if os.path.splitext(path)[1].lower() not in YAML_EXTENSIONS:
+        raise UsageError(f"{what} {path}: expected a YAML file ({', '.join(YAML_EXTENSIONS)}); "
+                         "Python config files are not accepted (they would be executed)")
     if not os.path.isfile(path):
         raise UsageError(f"{what} not found: {path}")
     try:
@@ -64,12 +72,14 @@ def check_output_dir(path: str) -> None:
         raise UsageError(f"output dir is not writable: {path}")
 
 
-def start_run(cfg) -> None:
-    """Seed, check the output folder and start ``log.txt`` there, as every entry point does first."""
+def start_run(cfg, log_to_file: bool = True) -> None:
+    """Seed, check the output folder and start ``log.txt`` there (unless ``log_to_file`` is False, as on
+    the ranks > 0 of a distributed run), as every entry point does first."""
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     check_output_dir(cfg.OUTPUT_DIR)
-    setup_logger(cfg.OUTPUT_DIR)
+    if log_to_file:
+        setup_logger(cfg.OUTPUT_DIR)
 
 
 @contextlib.contextmanager
@@ -85,9 +95,30 @@ def one_line_errors():
         raise UsageError(message) from err
 
 
+UNREADABLE_IMAGE = "Cannot read image "  # how dassl.utils.read_image names a file it cannot decode
+
+
+@contextlib.contextmanager
+def one_line_image_errors():
+    """Turn an image that cannot be decoded, met while training or testing (in this process or a DataLoader
+    worker, whose error carries the worker's traceback), into one line naming the file and the opt-in skip."""
+    try:
+        yield
+    except OSError as err:
+        text = str(err)
+        if UNREADABLE_IMAGE not in text or os.environ.get("GRAM_TRACEBACK") == "1":
+            raise
+        line = text[text.rindex(UNREADABLE_IMAGE):].splitlines()[0]
+        raise UsageError(f"{line} (DATASET.SKIP_UNREADABLE_IMAGES True skips unreadable images)") from err
+
+
 def run_entry_point(main: Callable, parser, program: str) -> None:
-    """``main(parsed args)``, exiting with one line ``<program>: error: ...`` on a usage error."""
+    """``main(parsed args)``, exiting with one line ``<program>: error: ...`` on a usage error or a full disk."""
     try:
         main(parser.parse_args())
     except UsageError as err:
         sys.exit(f"{program}: error: {err}")
+    except OSError as err:
+        if err.errno not in NO_SPACE or os.environ.get("GRAM_TRACEBACK") == "1":
+            raise
+        sys.exit(f"{program}: error: {err.strerror}")

@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 
-from tools.atomic import write_atomically  # noqa: E402
+from fileio.atomic import write_atomically  # noqa: E402
 from tools.tables import Stat, Table  # noqa: E402
 
 PAPER_SUFFIX = " (paper)"

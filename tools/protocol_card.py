@@ -3,18 +3,17 @@
 The card says what ran, so a number can be traced to its settings: trainer, config file, dataset, shots,
 seed, class subsample, CLIP backbone and a fingerprint of its weights file, the GRAM meta checkpoint's
 fingerprint, and the git commit. A fingerprint is the first 16 hex digits of the file's sha256
-(``trainers.backbone.clip_loader.checkpoint_fingerprint`` when importable, the same hash computed here
-otherwise). ``train.py`` calls ``protocol_card`` after building the config and
+(``fileio.hashing.file_fingerprint``). ``train.py`` calls ``protocol_card`` after building the config and
 ``write_results_json(output_dir, results_record(cfg, args, results))`` after testing.
 """
-import hashlib
 import json
 import os
 import subprocess
 from functools import lru_cache
 from typing import Any
 
-from tools.atomic import write_text_atomically
+from fileio.atomic import write_text_atomically
+from fileio.hashing import file_fingerprint
 from tools.results import RESULTS_JSON
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,13 +21,6 @@ RECORD_KEYS = (
     "trainer", "dataset", "config", "shots", "seed", "subsample", "split", "accuracy", "error", "macro_f1",
     "backbone", "clip_fingerprint", "meta_ckpt_fingerprint", "git_commit",
 )
-
-
-@lru_cache(maxsize=None)
-def file_fingerprint(path: str) -> str:
-    """First 16 hex digits of the sha256 of a file's bytes."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
 def _clip_weights_path(backbone_name: str) -> str:
@@ -91,7 +83,7 @@ def _get(cfg, dotted: str, default: Any = None) -> Any:
     return node
 
 
-def _card_fields(cfg, args) -> dict:
+def card_fields(cfg, args) -> dict:
     backbone = _get(cfg, "MODEL.BACKBONE.NAME", "")
     return {
         "trainer": _get(cfg, "TRAINER.NAME", "") or getattr(args, "trainer", ""),
@@ -112,7 +104,7 @@ def _card_fields(cfg, args) -> dict:
 
 def protocol_card(cfg, args) -> str:
     """A block of ``key: value`` lines, framed, for the top of the run's log."""
-    fields = _card_fields(cfg, args)
+    fields = card_fields(cfg, args)
     width = max(len(key) for key in fields)
     lines = [f"{key.ljust(width)} : {value}" for key, value in fields.items()]
     return "\n".join(["=== protocol card ===", *lines, "====================="])
@@ -125,7 +117,7 @@ def results_record(cfg, args, results: dict) -> dict:
     """
     if "accuracy" not in results:
         raise ValueError(f"results_record: expected an 'accuracy' in the test results, got keys {sorted(results)}")
-    fields = _card_fields(cfg, args)
+    fields = card_fields(cfg, args)
     record = {key: fields[key] for key in RECORD_KEYS if key in fields}
     record["accuracy"] = float(results["accuracy"])
     error = results.get("error", results.get("error_rate"))

@@ -24,10 +24,11 @@ from typing import Optional
 
 import yaml
 
+from fileio.stage_files import META_CHECKPOINT_NAME
 from tools import names
+from tools.results import is_run_done
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-META_CKPT_NAME = "meta_checkpoint.pth"
 RESERVED_TOP = ("base2new", "evaluation", "tta", "gram")
 
 FOLDERS = {
@@ -37,6 +38,7 @@ FOLDERS = {
     "zeroshot": "{trainer}/{cfg}/{dataset}",
     "tta": "tta/{trainer}/{cfg}/{dataset}/seed{seed}",
 }
+META_FOLDER = "gram/{cfg}"  # meta_train.sh's output for a GRAM config, where the GRAM runs find the meta checkpoint
 _FIELD_PATTERNS = {
     "shots": r"\d+",
     "seed": r"\d+",
@@ -77,8 +79,9 @@ class Recipe:
     configs: dict
     coop_options: bool = False
     trains: bool = True
-    gram_cfg: str = ""
+    gram_cfg: str = ""  # configs/gram/<name>.yaml of the meta checkpoint its GRAM variant trains from
     extra_config_dirs: tuple = ()
+    xd_gram_cfg: str = ""  # the meta config of the cross-dataset / DG recipe, when it differs (MaPLe: depth 3)
 
     @property
     def config_dirs(self) -> tuple:
@@ -91,13 +94,17 @@ class Recipe:
         expanded = {"xd": ["cross_dataset", "dg"]}
         return [p for key in self.configs for p in expanded.get(key, [key])]
 
+    def gram_config(self, protocol: str) -> str:
+        """The GRAM meta config whose checkpoint fits this protocol's recipe ("" if not a GRAM trainer)."""
+        return (self.xd_gram_cfg or self.gram_cfg) if protocol in ("cross_dataset", "dg") else self.gram_cfg
+
     def default_config(self, protocol: str) -> str:
         if protocol not in self.protocols:
             raise ValueError(f"trainer {self.trainer} has no {protocol} protocol (it runs: {', '.join(self.protocols)})")
         return self.configs["xd" if protocol in ("cross_dataset", "dg") else protocol]
 
 
-def _gram(recipe: Recipe, gram_cfg: str) -> Recipe:
+def _gram(recipe: Recipe, gram_cfg: str, xd_gram_cfg: str = "") -> Recipe:
     return Recipe(
         trainer=recipe.trainer + "_GRAM",
         script_dir=recipe.script_dir + "_gram",
@@ -105,6 +112,7 @@ def _gram(recipe: Recipe, gram_cfg: str) -> Recipe:
         coop_options=recipe.coop_options,
         trains=recipe.trains,
         gram_cfg=gram_cfg,
+        xd_gram_cfg=xd_gram_cfg,
     )
 
 
@@ -120,6 +128,8 @@ _MAPLE = Recipe(
         "xd": "vit_b16_c2_ep5_batch4_2ctx_cross_datasets",
     },
 )
+_KGCOOP = Recipe("KgCoOp", "kgcoop", {k: "vit_b16_ep100_ctxv1" for k in ("fewshot", "base2new", "xd")},
+                 coop_options=True)
 _PROMETAR = Recipe("ProMetaR", "prometar", {k: "vit_b16_c2_ep10_batch4_4+4ctx" for k in ("fewshot", "base2new", "xd")})
 _ZSCLIP = Recipe(
     "ZeroshotCLIP", "zsclip", {k: "vit_b16" for k in ("fewshot", "base2new", "xd", "tta")}, trains=False,
@@ -130,8 +140,10 @@ _TPT = Recipe("TPT", "tpt", {"tta": "vit_b16"}, trains=False)
 RECIPES = {
     recipe.trainer: recipe
     for recipe in (
-        _ZSCLIP, _COOP, _COCOOP, _VPT, _MAPLE, _PROMETAR, _TPT,
-        _gram(_COOP, "coop"), _gram(_COCOOP, "cocoop"), _gram(_VPT, "vpt"), _gram(_MAPLE, "maple"),
+        _ZSCLIP, _COOP, _COCOOP, _VPT, _MAPLE, _PROMETAR, _KGCOOP, _TPT,
+        _gram(_COOP, "coop"), _gram(_COCOOP, "cocoop"), _gram(_VPT, "vpt"),
+        _gram(_MAPLE, "maple", xd_gram_cfg="maple_cross_datasets"), _gram(_PROMETAR, "prometar"),
+        _gram(_KGCOOP, "kgcoop"),
         Recipe("TPT_GRAM", "tpt", {"tta": "vit_b16"}, trains=False, gram_cfg="tpt", extra_config_dirs=("TPT",)),
     )
 }
@@ -154,9 +166,9 @@ class Settings:
     repo_root: str = REPO_ROOT
     config: Optional[str] = None
     load_epoch: Optional[int] = None
-    n_ctx: int = 16
-    csc: bool = False
-    class_token_position: str = "end"
+    n_ctx: Optional[int] = None  # CoOp-style options: None = the trainer config's value, else CoOp's default
+    csc: Optional[bool] = None
+    class_token_position: Optional[str] = None
     meta_ckpt: Optional[str] = None
     source: str = names.SOURCE_DATASET
     extra_opts: list = field(default_factory=list)
@@ -182,6 +194,14 @@ def trainer_config_path(recipe: Recipe, cfg: str, repo_root: str) -> str:
     return candidates[0]
 
 
+def read_config(path: str) -> dict:
+    """A trainer config as a dict ({} when the file does not exist yet: the run then reports it)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as handle:
+        return yaml.safe_load(handle) or {}
+
+
 def config_max_epoch(path: str) -> int:
     """``OPTIM.MAX_EPOCH`` of a trainer config: the epoch whose checkpoint a test run loads."""
     try:
@@ -205,25 +225,37 @@ class CommandBuilder:
         self.cfg = settings.config or default
         self.config_file = trainer_config_path(recipe, self.cfg, settings.repo_root)
         self.meta_ckpt = None
-        if recipe.gram_cfg:
+        self.gram_cfg = recipe.gram_config(protocol)
+        if self.gram_cfg:
             self.meta_ckpt = settings.meta_ckpt or os.path.join(
-                settings.output_root, "gram", recipe.gram_cfg, META_CKPT_NAME
+                settings.output_root, META_FOLDER.format(cfg=self.gram_cfg), META_CHECKPOINT_NAME
             )
+        self.coop_values = self._coop_values() if recipe.coop_options else None
+
+    def _coop_values(self) -> tuple:
+        """``(n_ctx, csc, class token position)``: each as typed on the command line, else the trainer
+        config's ``TRAINER.COOP`` value, else CoOp's default (16, False, end)."""
+        s = self.settings
+        section = read_config(os.path.join(s.repo_root, self.config_file)).get("TRAINER", {}) or {}
+        section = section.get("COOP", {}) or {}
+        typed = (s.n_ctx, s.csc, s.class_token_position)
+        keys, defaults = ("N_CTX", "CSC", "CLASS_TOKEN_POSITION"), (16, False, "end")
+        return tuple(value if value is not None else section.get(key, default)
+                     for value, key, default in zip(typed, keys, defaults))
 
     @property
     def variant(self) -> str:
-        s = self.settings
-        return f"nctx{s.n_ctx}_csc{s.csc}_ctp{s.class_token_position}" if self.recipe.coop_options else ""
+        if not self.coop_values:
+            return ""
+        n_ctx, csc, position = self.coop_values
+        return f"nctx{n_ctx}_csc{csc}_ctp{position}"
 
     def _trainer_opts(self) -> list:
-        s = self.settings
-        if not self.recipe.coop_options:
+        if not self.coop_values:
             return []
-        return [
-            "TRAINER.COOP.N_CTX", str(s.n_ctx),
-            "TRAINER.COOP.CSC", str(s.csc),
-            "TRAINER.COOP.CLASS_TOKEN_POSITION", s.class_token_position,
-        ]
+        n_ctx, csc, position = self.coop_values
+        return ["TRAINER.COOP.N_CTX", str(n_ctx), "TRAINER.COOP.CSC", str(csc),
+                "TRAINER.COOP.CLASS_TOKEN_POSITION", position]
 
     def _load_epoch(self) -> str:
         """``--load-epoch``: as given, else OPTIM.MAX_EPOCH from the extra options, else from the config."""
@@ -341,3 +373,32 @@ def build_runs(
                 for dataset in datasets:
                     runs += [builder.base2new_train(dataset, shots, seed), builder.base2new_test(dataset, shots, seed)]
     return runs
+
+
+def shell_definitions() -> str:
+    """What ``scripts/common.sh`` takes from here: the folder templates (``FOLDERS`` and ``meta``, the
+    ``META_FOLDER``) and the meta-checkpoint file name."""
+    templates = dict(FOLDERS, meta=META_FOLDER)
+    folders = " ".join(f"[{kind}]={shlex.quote(template)}" for kind, template in templates.items())
+    return f"declare -A FOLDERS=({folders})\nMETA_CKPT_NAME={shlex.quote(META_CHECKPOINT_NAME)}\n"
+
+
+def main(argv: Optional[list] = None) -> int:
+    """``python -m tools.protocols shell`` prints ``shell_definitions()``; ``python -m tools.protocols done DIR``
+    exits 0 when the run folder holds a result (``tools.results.is_run_done``), 1 when it does not."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tools.protocols", description=main.__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("shell", help="the folder templates and file names, as bash definitions")
+    done = commands.add_parser("done", help="exit 0 when RUN_DIR holds a result")
+    done.add_argument("run_dir")
+    args = parser.parse_args(argv)
+    if args.command == "shell":
+        print(shell_definitions(), end="")
+        return 0
+    return 0 if is_run_done(args.run_dir) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

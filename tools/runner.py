@@ -180,7 +180,7 @@ class _PersistentWorker:
                 self.process.kill()
 
 
-def _check_jobs(jobs: list[Job]) -> None:
+def check_jobs(jobs: list[Job]) -> None:
     names = [job.name for job in jobs]
     if len(set(names)) != len(names):
         raise ValueError("job names must be unique")
@@ -200,7 +200,7 @@ def run_jobs(
     ``persistent_workers`` runs ``train.py`` jobs in one long-lived process per slot."""
     if not slots:
         raise ValueError("run_jobs needs at least one slot")
-    _check_jobs(jobs)
+    check_jobs(jobs)
     outcomes = {job.name: Outcome(job, "pending") for job in jobs}
     for job in jobs:
         if job.is_done():

@@ -26,7 +26,7 @@ import numpy as np
 from tabulate import tabulate
 
 from tools import names, reference
-from tools.atomic import write_text_atomically
+from fileio.atomic import write_text_atomically
 from tools.protocols import FOLDERS, match_folder
 from tools.results import RunResult, find_run_dirs, read_run
 

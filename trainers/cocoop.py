@@ -14,10 +14,12 @@ import torch
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
 from torch import nn
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_learner import PromptLearner, assemble_prompts
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
 from trainers.backbone.text_encoder import encode_prompts_in_chunks
+from trainers.config import config_section
 
 
 class ConditionalPromptLearner(PromptLearner):
@@ -74,6 +76,18 @@ class CoCoOpCLIP(PromptCLIP):
         text_features = self.text_encoder(prompts, tokens.tokenized.to(device).repeat(batch, 1))
         text_features = (text_features / text_features.norm(dim=-1, keepdim=True)).view(batch, n_texts, -1)
         return self.logit_scale.exp() * torch.einsum("bd,btd->bt", image_features, text_features)
+
+
+@config_section
+def cocoop_config(cfg: CN) -> None:
+    """CoCoOp's keys (``TRAINER.COCOOP``)."""
+    cfg.TRAINER.COCOOP = CN()
+    cfg.TRAINER.COCOOP.N_CTX = 16
+    cfg.TRAINER.COCOOP.CTX_INIT = ""
+    cfg.TRAINER.COCOOP.PREC = "fp16"
+    cfg.TRAINER.COCOOP.CACHE_IMAGE_FEATURES = False
+    cfg.TRAINER.COCOOP.CACHE_VIEWS = 1
+    cfg.TRAINER.COCOOP.TEXT_CHUNK = 256
 
 
 @TRAINER_REGISTRY.register()

@@ -10,8 +10,24 @@ The prompt learner, text encoder and trainer plumbing are the shared ones in
 """
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer, build_class_prompt_learner
+from trainers.config import config_section
+
+
+@config_section
+def coop_config(cfg: CN) -> None:
+    """CoOp's keys (``TRAINER.COOP``)."""
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
+    cfg.TRAINER.COOP.CSC = False  # class-specific context
+    cfg.TRAINER.COOP.CTX_INIT = ""  # initialization words
+    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp
+    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # 'middle' or 'end' or 'front'
+    cfg.TRAINER.COOP.CACHE_IMAGE_FEATURES = False  # frozen-image-tower fast path
+    cfg.TRAINER.COOP.CACHE_VIEWS = 1  # augmented views cached per training image
+    cfg.TRAINER.COOP.TEXT_CHUNK = 256  # classes encoded per text-encoder pass
 
 
 @TRAINER_REGISTRY.register()

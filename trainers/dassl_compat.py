@@ -82,3 +82,13 @@ def ensure_dassl_compat() -> None:
             "patched dassl.optim.lr_scheduler._BaseWarmupScheduler (drop the 'verbose' argument torch >= 2.7 "
             "rejects; save the wrapped scheduler as a state dict so checkpoints load with weights_only)"
         )
+
+
+def load_checkpoint_file(path: str, cfg) -> Dict[str, Any]:
+    """``dassl.utils.load_checkpoint`` with the opt-in ``TRAIN.ALLOW_PICKLED_CHECKPOINTS`` passed on where the
+    engine takes it (the bundled one); upstream Dassl loads as it always does."""
+    from dassl.utils import load_checkpoint
+
+    if "allow_pickle" in inspect.signature(load_checkpoint).parameters:
+        return load_checkpoint(path, allow_pickle=bool(cfg.TRAIN.get("ALLOW_PICKLED_CHECKPOINTS", False)))
+    return load_checkpoint(path)

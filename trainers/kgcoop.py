@@ -12,11 +12,20 @@ import torch
 import torch.nn.functional as F
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptCLIP
 from trainers.backbone.templates import dataset_template, fill_template
 from trainers.backbone.text_encoder import encode_texts
+from trainers.config import config_section
 from trainers.coop import CoOp
+
+
+@config_section
+def kgcoop_config(cfg: CN) -> None:
+    """KgCoOp's own key (``TRAINER.KGCOOP``; its prompt reads ``TRAINER.COOP``)."""
+    cfg.TRAINER.KGCOOP = CN()
+    cfg.TRAINER.KGCOOP.W = 8.0  # weight of the pull toward hand-crafted text features
 
 
 @TRAINER_REGISTRY.register()

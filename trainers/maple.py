@@ -6,7 +6,9 @@ Text prompts: a learned context (``N_CTX`` tokens after SOS, MaPLe's initialisat
 the image tower's width by its own linear "coupling function" (``proj`` for the layer-0 context,
 ``compound_prompt_projections[j]`` for deep layer ``j + 1``), so layer j of both towers carries
 prompts coupled through ``F_j`` (the paper's V-L coupling, Eq. 4-6). Trainable: the text context,
-the deep text prompts and the projections. Keys: ``TRAINER.MAPLE.N_CTX, CTX_INIT, PREC,
+the deep text prompts and the projections. Precision as in MaPLe's code: ``ctx`` and ``proj`` follow
+CLIP's dtype (fp16 with ``PREC fp16``); the deep text prompts and their coupling layers
+``compound_prompt_projections`` are float32 whatever ``PREC``. Keys: ``TRAINER.MAPLE.N_CTX, CTX_INIT, PREC,
 PROMPT_DEPTH`` (MaPLe's; depth >= 1, 1 = shallow MaPLe), plus ``TEXT_CHUNK``.
 """
 from typing import List
@@ -15,8 +17,10 @@ import torch
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
 from torch import nn
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, TextPrompts, check_depth, vision_width
 
 
@@ -30,13 +34,23 @@ class MultiModalPromptLearner(TextPrompts):
         super().__init__(clip_model, classnames, n_ctx, ctx_init, depth)
         text_width, image_width = self.ctx.shape[-1], vision_width(clip_model)
         self.proj = nn.Linear(text_width, image_width).type(clip_model.dtype)
-        self.compound_prompt_projections = nn.ModuleList(
-            nn.Linear(text_width, image_width).type(clip_model.dtype) for _ in range(depth - 1))
+        self.compound_prompt_projections = nn.ModuleList(nn.Linear(text_width, image_width) for _ in range(depth - 1))
 
     def visual_prompts(self) -> List[torch.Tensor]:
         """Layer j's visual prompt is the projection of layer j's text prompt."""
         deep = [project(prompt) for project, prompt in zip(self.compound_prompt_projections, self.deep_text)]
         return [self.proj(self.ctx), *deep]
+
+
+@config_section
+def maple_config(cfg: CN) -> None:
+    """MaPLe's keys (``TRAINER.MAPLE``)."""
+    cfg.TRAINER.MAPLE = CN()
+    cfg.TRAINER.MAPLE.N_CTX = 2
+    cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
+    cfg.TRAINER.MAPLE.PREC = "fp16"
+    cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
+    cfg.TRAINER.MAPLE.TEXT_CHUNK = 256
 
 
 @TRAINER_REGISTRY.register()

@@ -21,8 +21,14 @@ Each training step, as the authors' code does:
    random support image, ``lam ~ Beta(MIXUP_ALPHA, MIXUP_BETA)``, and the query loss is the
    lam-weighted cross-entropy on both labels, scaled by ``LR_RATIO``;
 4. its gradient updates the prompts (``OPTIM``) and the regulator (``OPTIM_VNET``).
+Precision as ProMetaR's code: the text context ``ctx`` follows CLIP's dtype; the deep text prompts
+and the visual prompts are float32 whatever ``PREC`` (``trainers.vl_prompts``).
+The v-net's learning rate follows the reference by default (``VNET_LR_SCHEDULE reference``): its
+scheduler is built but never stepped, so it trains at its warm-up value ``OPTIM_VNET.WARMUP_CONS_LR``
+(1e-6 in the ViT-B/16 config) for all epochs, the setting behind the published numbers;
+``VNET_LR_SCHEDULE stepped`` follows ``OPTIM_VNET``'s schedule instead (a cosine from 2.5e-4).
 Choices of this implementation: the regulator is registered as a Dassl model named
-``regulator`` (checkpointed with the prompts, its scheduler stepped with theirs); ``g_R`` is
+``regulator`` (checkpointed with the prompts); ``g_R`` is
 the gradient of the summed regularizer, which for IVLP's independent prompts equals the
 authors' text-gradient for text prompts and image-gradient for visual prompts; ``amp`` runs
 the forwards under autocast without gradient scaling.
@@ -37,15 +43,17 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
 from torch import nn
 from torch.func import functional_call
+from yacs.config import CfgNode as CN
 
+from trainers.backbone.attention import twice_differentiable
 from trainers.backbone.precision import autocast_context
-from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.backbone.prompt_trainer import PromptTrainer, TensorDict
 from trainers.backbone.templates import ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
-from trainers.gram.meta_learning import twice_differentiable
+from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
-TensorDict = Dict[str, torch.Tensor]
+VNET_LR_SCHEDULES = ("reference", "stepped")
 
 
 def zero_shot_text_features(clip_model: CLIP, classnames: List[str], templates: List[str], chunk: int) -> torch.Tensor:
@@ -154,6 +162,35 @@ def split_support_query(labels: torch.Tensor) -> Optional[Tuple[torch.Tensor, to
     return torch.where(labels != query_class)[0], torch.where(labels == query_class)[0]
 
 
+@config_section
+def prometar_config(cfg: CN) -> None:
+    """ProMetaR's keys (``TRAINER.PROMETAR`` and the regulator's optimizer ``OPTIM_VNET``)."""
+    cfg.TRAINER.PROMETAR = CN()
+    cfg.TRAINER.PROMETAR.N_CTX_VISION = 4
+    cfg.TRAINER.PROMETAR.N_CTX_TEXT = 4
+    cfg.TRAINER.PROMETAR.CTX_INIT = "a photo of a"
+    cfg.TRAINER.PROMETAR.PREC = "fp16"
+    cfg.TRAINER.PROMETAR.PROMPT_DEPTH_VISION = 9
+    cfg.TRAINER.PROMETAR.PROMPT_DEPTH_TEXT = 9
+    # regularizer weights: the values ProMetaR's code applies (it hard-codes 50 and 20)
+    cfg.TRAINER.PROMETAR.TEXT_LOSS_WEIGHT = 50.0
+    cfg.TRAINER.PROMETAR.IMAGE_LOSS_WEIGHT = 20.0
+    cfg.TRAINER.PROMETAR.ADAPT_LR = 0.0005  # inner (MAML) step size
+    cfg.TRAINER.PROMETAR.LR_RATIO = 0.0005  # scale of the query (outer) loss
+    cfg.TRAINER.PROMETAR.FAST_ADAPTATION = False  # first-order inner step
+    cfg.TRAINER.PROMETAR.MIXUP_ALPHA = 0.5
+    cfg.TRAINER.PROMETAR.MIXUP_BETA = 0.5
+    cfg.TRAINER.PROMETAR.DIM_RATE = 8  # hidden size of the regulator = dim // DIM_RATE
+    cfg.TRAINER.PROMETAR.TEXT_CHUNK = 256
+    # "reference": as ProMetaR's code, the v-net's scheduler is built but never stepped, so the v-net
+    # trains at its warm-up LR (OPTIM_VNET.WARMUP_CONS_LR) for all epochs; "stepped": it follows
+    # OPTIM_VNET's schedule (e.g. a cosine from OPTIM_VNET.LR), stepped with the prompts'
+    cfg.TRAINER.PROMETAR.VNET_LR_SCHEDULE = "reference"
+
+    # second optimizer, for the regulator ("v-net"), with Dassl's OPTIM keys
+    cfg.OPTIM_VNET = cfg.OPTIM.clone()
+
+
 @TRAINER_REGISTRY.register()
 class ProMetaR(PromptTrainer):
     """IVLP prompts trained with a meta-learned regularizer gate and augmented virtual tasks."""
@@ -163,6 +200,9 @@ class ProMetaR(PromptTrainer):
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
         prometar = cfg.TRAINER.PROMETAR
+        if prometar.VNET_LR_SCHEDULE not in VNET_LR_SCHEDULES:
+            raise ValueError(f"TRAINER.PROMETAR.VNET_LR_SCHEDULE must be one of {', '.join(VNET_LR_SCHEDULES)}, "
+                             f"got {prometar.VNET_LR_SCHEDULE!r}")
         if prometar.N_CTX_TEXT < 1 or prometar.PROMPT_DEPTH_TEXT < 1:
             raise ValueError("ProMetaR's independent V-L prompting needs TRAINER.PROMETAR.N_CTX_TEXT >= 1 and "
                              f"PROMPT_DEPTH_TEXT >= 1, got {prometar.N_CTX_TEXT} and {prometar.PROMPT_DEPTH_TEXT}")
@@ -185,7 +225,8 @@ class ProMetaR(PromptTrainer):
         self.regulator.type(self.model.dtype).to(self.device)
         self.optim_vnet = build_optimizer(self.regulator, self.cfg.OPTIM_VNET)
         self.sched_vnet = build_lr_scheduler(self.optim_vnet, self.cfg.OPTIM_VNET)
-        self.register_model("regulator", self.regulator, self.optim_vnet, self.sched_vnet)
+        stepped = self.method_cfg.VNET_LR_SCHEDULE == "stepped"
+        self.register_model("regulator", self.regulator, self.optim_vnet, self.sched_vnet if stepped else None)
         self.mixed_logits_call = _MixedLogits(self.model)
 
     def regularized_losses(self, images: torch.Tensor, labels: torch.Tensor):

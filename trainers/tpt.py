@@ -1,13 +1,17 @@
 """TPT (Shu et al., "Test-Time Prompt Tuning for Zero-Shot Generalization in VLMs", NeurIPS 2022).
 
-Per test image: N views (the image itself and N - 1 random resized crops, or AugMix views for the
-fine-grained sets) are encoded in one batch by the frozen image tower; the ``SELECTION_P`` most
-confident views (lowest prediction entropy) are kept; the entropy of their averaged prediction
-(marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
+Per test image: N views (the image itself and N - 1 random resized crops, AugMix'ed for every set
+outside the ImageNet family, as TPT does: ``trainers.backbone.tpt_views``) are encoded in one batch
+by the frozen image tower; the ``SELECTION_P`` most confident views (lowest prediction entropy)
+are kept; the entropy of their averaged prediction (marginal entropy) is minimised w.r.t. the prompt context for ``STEPS`` AdamW steps
 (lr ``TRAINER.TPT.LR``); the image is then classified with the tuned prompt, and prompt and
 optimizer state are reset before the next image. ``TRAINER.TPT.COOP_INIT`` starts from a CoOp
 checkpoint instead of the ``CTX_INIT`` words (TPT+CoOp). Run it with ``train.py --eval-only``;
 the test loader has batch size 1 (one image, all its views).
+Precision, as TPT's code (fp32 CLIP under autocast): the learnable context and AdamW's moments are
+float32 whatever ``PREC`` says; ``PREC fp16`` makes only the frozen encoders half precision (an fp16
+context would underflow AdamW's ``(1 - beta2) g^2`` and round its ``eps`` to 0, giving NaN), and the
+entropy and logits are computed in float32.
 """
 from __future__ import annotations
 
@@ -15,15 +19,15 @@ import copy
 from typing import Callable, Dict, List, Optional
 
 import torch
-import torchvision.transforms as T
-from dassl.data import DataManager
 from dassl.engine import TRAINER_REGISTRY
 from dassl.utils import load_pretrained_weights
-from tqdm import tqdm
+from yacs.config import CfgNode as CN
 
+from trainers.backbone.precision import keep_in_fp32
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
-from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, clip_preprocess
+from trainers.backbone.tpt_views import TestTimeViews, uses_augmix
+from trainers.config import config_section
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
 GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
@@ -48,25 +52,10 @@ def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(mean_log.exp() * mean_log).sum()
 
 
-class TestTimeViews:
-    __test__ = False  # not a pytest test class
-    """PIL image -> ``(n_views, 3, H, W)``: the centre-cropped image, then augmented views."""
-
-    def __init__(self, resolution: int, n_views: int, augmix: bool):
-        self.base = clip_preprocess(resolution)
-        crop = [T.RandomResizedCrop(resolution, interpolation=T.InterpolationMode.BICUBIC), T.RandomHorizontalFlip()]
-        extra = [T.AugMix()] if augmix else []
-        self.augment = T.Compose(crop + extra + [T.ToTensor(), T.Normalize(CLIP_PIXEL_MEAN, CLIP_PIXEL_STD)])
-        self.n_views = n_views
-
-    def __call__(self, image) -> torch.Tensor:
-        image = image.convert("RGB")
-        return torch.stack([self.base(image)] + [self.augment(image) for _ in range(self.n_views - 1)])
-
-
 class TestTimeTuner:
-    __test__ = False  # not a pytest test class
     """One TPT episode per test sample on a prompted CLIP whose prompt is ``model.prompt_learner``."""
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, model: PromptCLIP, lr: float, steps: int, selection_p: float,
                  rewrite_gradient: Optional[GradientRewrite] = None):
@@ -89,7 +78,9 @@ class TestTimeTuner:
         self.optimizer.load_state_dict(self.initial_optimizer)
 
     def logits(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.model.logit_scale.exp() * image_features @ self.model.class_text_features().t()
+        """Class logits in float32 (the encoders may be half precision)."""
+        text_features = self.model.class_text_features().float()
+        return self.model.logit_scale.exp().float() * image_features.float() @ text_features.t()
 
     def predict(self, views: torch.Tensor) -> torch.Tensor:
         """Tune on the views of one image, classify the image (view 0), reset; returns ``(1, C)`` logits."""
@@ -111,6 +102,22 @@ class TestTimeTuner:
         return prediction
 
 
+@config_section
+def tpt_config(cfg: CN) -> None:
+    """TPT's keys (``TRAINER.TPT``)."""
+    cfg.TRAINER.TPT = CN()
+    cfg.TRAINER.TPT.N_CTX = 4
+    cfg.TRAINER.TPT.CTX_INIT = "a photo of a"
+    cfg.TRAINER.TPT.PREC = "fp16"
+    cfg.TRAINER.TPT.N_VIEWS = 64  # the test image plus N_VIEWS - 1 augmented views
+    cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
+    cfg.TRAINER.TPT.LR = 5e-3
+    cfg.TRAINER.TPT.STEPS = 1
+    cfg.TRAINER.TPT.AUGMIX = True  # TPT's AugMix views for every set outside the ImageNet family (False: crops only)
+    cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
+    cfg.TRAINER.TPT.TEXT_CHUNK = 256
+
+
 @TRAINER_REGISTRY.register()
 class TPT(PromptTrainer):
     """Test-time prompt tuning with the CoOp prompt learner (``TRAINER.TPT``)."""
@@ -124,17 +131,19 @@ class TPT(PromptTrainer):
             raise ValueError("TPT tunes on one test image at a time: set DATALOADER.TEST.BATCH_SIZE 1")
 
     def build_data_loader(self) -> None:
+        """Dassl's loaders, with the test images turned into their views (``TestTimeViews``)."""
+        super().build_data_loader()
         cfg = self.cfg
-        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, cfg.TRAINER.TPT.AUGMIX)
-        dm = DataManager(cfg, custom_tfm_test=views)
-        self.train_loader_x, self.train_loader_u = dm.train_loader_x, dm.train_loader_u
-        self.val_loader, self.test_loader = dm.val_loader, dm.test_loader
-        self.num_classes, self.num_source_domains = dm.num_classes, dm.num_source_domains
-        self.lab2cname, self.dm = dm.lab2cname, dm
+        augmix = uses_augmix(cfg.DATASET.NAME, cfg.TRAINER.TPT.AUGMIX)
+        print(f"Test-time views: {'AugMix' if augmix else 'random resized crops'} ({cfg.DATASET.NAME})")
+        views = TestTimeViews(cfg.INPUT.SIZE[0], cfg.TRAINER.TPT.N_VIEWS, augmix)
+        for loader in (self.val_loader, self.test_loader):
+            if loader is not None:
+                loader.dataset.transform = views
 
     def build_custom_clip(self, clip_model, classnames: List[str]) -> PromptCLIP:
         method = self.method_cfg
-        learner = PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT)
+        learner = keep_in_fp32(PromptLearner(clip_model, classnames, n_ctx=method.N_CTX, ctx_init=method.CTX_INIT))
         if method.COOP_INIT:
             load_pretrained_weights(learner, method.COOP_INIT)
         return PromptCLIP(clip_model, learner, method.TEXT_CHUNK)
@@ -152,25 +161,12 @@ class TPT(PromptTrainer):
         """Nothing to train ahead of time: tuning happens per test sample (as ``--eval-only``)."""
         self.test()
 
-    @torch.no_grad()
     def test(self, split: Optional[str] = None) -> float:
-        """Dassl's evaluation, one tuned episode per image, with a running-accuracy progress bar."""
-        self.set_model_mode("eval")
-        self.evaluator.reset()
-        split = split or self.cfg.TEST.SPLIT
-        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
-        print(f"Evaluate on the *{split}* set (test-time prompt tuning, {self.cfg.TRAINER.TPT.N_VIEWS} views)")
-        tuner = self.build_tuner()
-        correct = total = 0
-        progress = tqdm(loader, desc="TPT", unit="img")
-        for batch in progress:
-            views, label = self.parse_batch_test(batch)
-            logits = tuner.predict(views[0])
-            self.evaluator.process(logits, label)
-            correct += int(logits.argmax(dim=-1).eq(label).sum())
-            total += label.numel()
-            progress.set_postfix(acc=f"{100.0 * correct / total:.1f}%")
-        results = self.evaluator.evaluate()
-        for key, value in results.items():
-            self.write_scalar(f"{split}/{key}", value, self.epoch)
-        return list(results.values())[0]
+        """Dassl's evaluation, each image classified after its own tuning episode (``model_inference``)."""
+        print(f"Test-time prompt tuning: {self.cfg.TRAINER.TPT.N_VIEWS} views per image")
+        self.tuner = self.build_tuner()
+        return super().test(split)
+
+    def model_inference(self, views: torch.Tensor) -> torch.Tensor:
+        """Tune on the views of the one image of the batch, then classify it: ``(1, C)`` logits."""
+        return self.tuner.predict(views[0])

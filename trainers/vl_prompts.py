@@ -2,11 +2,12 @@
 
 - ``VisualPromptLayers``: one ``(n_ctx, width)`` visual prompt per image-tower layer up to the
   prompt depth (VPT-deep; the vision branch of IVLP), drawn from ``normal(0, 0.02)`` as in the
-  VPT/IVLP code of MaPLe's repository. ``backbone.deep_prompts.VisualEncoder`` appends the
+  VPT/IVLP code of MaPLe's repository, float32 whatever CLIP's dtype (as ProMetaR's IVLP). ``backbone.deep_prompts.VisualEncoder`` appends the
   first one after the CLS and patch tokens and swaps in the others before their blocks.
 - ``TextPrompts``: the text side of MaPLe and IVLP, a learned context ``ctx`` right after SOS
   plus one ``(n_ctx, width)`` prompt for each text layer ``1 .. depth - 1`` (normal(0, 0.02)),
-  which replaces the context tokens before that block. Initialisation follows MaPLe: with
+  which replaces the context tokens before that block. ``ctx`` has CLIP's dtype; the deep text
+  prompts are float32 whatever CLIP's dtype (as in MaPLe's and ProMetaR's code). Initialisation follows MaPLe: with
   ``CTX_INIT`` of at least ``n_ctx`` tokens, ``ctx`` starts as the embeddings of its first
   ``n_ctx`` tokens and the prompt reads ``"<CTX_INIT> <text>."`` (so "a photo of a" with
   ``N_CTX=2`` learns "a photo" and keeps "of a" fixed); otherwise ``ctx ~ normal(0, 0.02)``
@@ -76,7 +77,7 @@ class VisualPromptLayers(nn.Module):
         width = vision_width(clip_model) if count else 0
         if count:
             check_depth("the visual prompt depth", depth, len(clip_model.visual.transformer.resblocks), 1)
-        self.prompts = normal_prompts(count, n_ctx, width, clip_model.dtype)
+        self.prompts = normal_prompts(count, n_ctx, width, torch.float32)
 
     def forward(self) -> List[torch.Tensor]:
         return list(self.prompts)
@@ -95,7 +96,7 @@ class TextPrompts(nn.Module):
         else:
             self.register_buffer("ctx", ctx, persistent=False)
         width = ctx.shape[-1]
-        self.deep_text = normal_prompts(max(depth - 1, 0) if n_ctx > 0 else 0, n_ctx, width, clip_model.dtype)
+        self.deep_text = normal_prompts(max(depth - 1, 0) if n_ctx > 0 else 0, n_ctx, width, torch.float32)
         self.classnames = [name.replace("_", " ") for name in classnames]
         self.tokenizer = PromptTokenizer(clip_model.token_embedding, n_ctx, self.prompt_prefix,
                                          clip_model.context_length)

@@ -3,7 +3,9 @@
 Deep visual prompting: ``N_CTX_VISION`` learnable tokens enter the image tower at each of the first
 ``PROMPT_DEPTH_VISION`` layers (1 = shallow VPT); the text side is CLIP's with the fixed prompt
 ``"<CTX_INIT> <class>."`` ("a photo of a <class>."), encoded once, ``TEXT_CHUNK`` classes per
-pass. Only the visual prompts train, with cross-entropy over the class logits. Keys:
+pass. Only the visual prompts train, with cross-entropy over the class logits. Precision as the
+reference: the whole CLIP runs in float32 (``PREC fp16`` loads it in fp32, with a log line; ``amp``
+keeps fp32 weights under autocast), and so do the prompts. Keys:
 ``TRAINER.VPT.N_CTX_VISION, PROMPT_DEPTH_VISION, CTX_INIT, PREC, TEXT_CHUNK``.
 """
 from typing import List, Optional
@@ -11,8 +13,10 @@ from typing import List, Optional
 import torch
 from clip.model import CLIP
 from dassl.engine import TRAINER_REGISTRY
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptTrainer
+from trainers.config import config_section
 from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
 
 
@@ -36,11 +40,29 @@ def build_vpt_clip(clip_model: CLIP, classnames: List[str], n_ctx: int, depth: i
     return VPTCLIP(clip_model, prompts, text_chunk)
 
 
+@config_section
+def vpt_config(cfg: CN) -> None:
+    """VPT's keys (``TRAINER.VPT``)."""
+    cfg.TRAINER.VPT = CN()
+    cfg.TRAINER.VPT.N_CTX_VISION = 8  # visual prompt length per layer
+    cfg.TRAINER.VPT.PROMPT_DEPTH_VISION = 12  # number of layers with prompts (1 = shallow)
+    cfg.TRAINER.VPT.CTX_INIT = "a photo of a"  # fixed text template
+    cfg.TRAINER.VPT.PREC = "fp16"
+    cfg.TRAINER.VPT.TEXT_CHUNK = 256
+
+
 @TRAINER_REGISTRY.register()
 class VPT(PromptTrainer):
     """Deep visual prompt tuning: visual prompts per layer, frozen CLIP, hand-written text prompt."""
 
     method_key = "VPT"
+
+    @classmethod
+    def clip_precision(cls, prec: str) -> str:
+        if prec == "fp16":
+            print("VPT: CLIP runs in fp32 as in the reference VPT (PREC fp16 applies to no tensor here)")
+            return "fp32"
+        return prec
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)

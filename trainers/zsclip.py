@@ -7,11 +7,22 @@ There is nothing to train: run it with ``--eval-only``.
 """
 import torch
 from dassl.engine import TRAINER_REGISTRY, TrainerX
+from yacs.config import CfgNode as CN
 
 from trainers.backbone.precision import check_precision
 from trainers.backbone.prompt_trainer import load_clip_for_training
 from trainers.backbone.templates import dataset_template, ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
+from trainers.config import config_section
+
+
+@config_section
+def zsclip_config(cfg: CN) -> None:
+    """Zero-shot CLIP's keys (``TRAINER.ZSCLIP``)."""
+    cfg.TRAINER.ZSCLIP = CN()
+    cfg.TRAINER.ZSCLIP.ENSEMBLE = False  # average the prompt-ensemble templates
+    cfg.TRAINER.ZSCLIP.PREC = "fp16"
+    cfg.TRAINER.ZSCLIP.TEXT_CHUNK = 256
 
 
 @TRAINER_REGISTRY.register()
@@ -23,7 +34,8 @@ class ZeroshotCLIP(TrainerX):
 
     def build_model(self) -> None:
         cfg = self.cfg
-        clip_model, self.precision = load_clip_for_training(cfg, cfg.TRAINER.ZSCLIP.PREC, self.device)
+        clip_model, self.precision = load_clip_for_training(cfg, cfg.TRAINER.ZSCLIP.PREC, self.device,
+                                                             "TRAINER.ZSCLIP.PREC")
         self.clip_model = clip_model.to(self.device)
         self.text_features = self.class_text_features(self.dm.dataset.classnames)
 

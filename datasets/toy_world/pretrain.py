@@ -1,6 +1,6 @@
 """Pretraining of a tiny CLIP on the toy world's image-text corpus (CPU, minutes), in two stages.
 
-The model is OpenAI's CLIP architecture at small widths (``trainers.backbone.tiny_clip.build_tiny_clip``).
+The model is OpenAI's CLIP architecture at small widths (``testing.tiny_clip.build_tiny_clip``).
 
 1. Warm start of the image tower: supervised classification of the corpus images' attributes (shape, colour,
    texture, object count, style; one linear head each on the image embedding; a shape, colour or texture
@@ -36,7 +36,7 @@ from clip.model import CLIP
 from tqdm import tqdm
 
 from datasets.toy_world.presets import PretrainSettings
-from trainers.backbone.tiny_clip import build_tiny_clip
+from testing.tiny_clip import build_tiny_clip
 from trainers.backbone.transforms import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD
 
 MAX_LOGIT_SCALE = math.log(100.0)

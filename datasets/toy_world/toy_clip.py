@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from datasets.base import read_split, subsample_classes
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 from datasets.corpus import ImageTextCorpus
 from datasets.toy_world.presets import PretrainSettings, WorldSize, resolve_world_size
 from datasets.toy_world.pretrain import IGNORED_LABEL, pretrain_clip
@@ -25,7 +25,7 @@ from datasets.toy_world.scenes import ATTRIBUTE_VALUES, MIXED
 from datasets.toy_world.world import CORPUS_GROUP_SIZE, WorldInfo, build_world
 from datasets.toy_world.zeroshot import zero_shot_accuracy
 from trainers.backbone.clip_loader import load_clip
-from trainers.backbone.tiny_clip import save_clip_state_dict
+from testing.tiny_clip import save_clip_state_dict
 
 PRETRAIN_VERSION = 2
 TOY_CLIP_DIR = "toy_clip"

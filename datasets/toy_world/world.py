@@ -38,7 +38,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from datasets.base import save_split
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 from datasets.toy_world.captions import caption_scene
 from datasets.toy_world.presets import WorldSize, resolve_world_size
 from datasets.toy_world.render import render_scene

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 need_args 2 "CFG SPLIT_FILE [OUT]" "$@"
 CFG=$1
 SPLIT=$2
-OUT=${3:-${OUTPUT}/gram/${CFG}}
+OUT=${3:-$(run_folder meta cfg="${CFG}")}
 if [ -f "${OUT}/${META_CKPT_NAME}" ]; then
     echo "Results are available in ${OUT}. Skip this job"
 else

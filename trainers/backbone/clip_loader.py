@@ -5,25 +5,27 @@ A name is either one of OpenAI's model names (``ViT-B/16``, ``RN50``, ...), look
 ``GRAM_CLIP_OFFLINE=1``), or a path to a checkpoint. A checkpoint is an OpenAI TorchScript
 archive or a ``torch.save``'d state dict (optionally wrapped as ``{"state_dict": ...}``).
 The model comes out as ``clip.model.build_model`` builds it (fp16 weights, eval mode), the same
-as CoOp's ``load_clip_to_cpu``. The file's kind is read from its zip entries before it is opened (a TorchScript
+as CoOp's ``load_clip_to_cpu``. ``open_clip:<model>[@<pretrained>]`` names an open_clip model, converted to
+the same module (``open_clip_backbone``; open_clip is imported only then). The file's kind is read from its zip entries before it is opened (a TorchScript
 archive holds ``code/`` and ``constants.pkl``), so a consumed file handle is never re-read.
 """
-import hashlib
 import os
 import warnings
 import zipfile
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from clip import clip as openai_clip
 from clip.model import CLIP, build_model
 
+from fileio.hashing import file_fingerprint
+from trainers.backbone.open_clip_backbone import (OpenCLIPError, is_open_clip_name, load_open_clip,
+                                                  open_clip_fingerprint)
+
 _DEFAULT_CACHE = os.path.join("~", ".cache", "clip")
 _TEXT_KEYS = ("positional_embedding", "token_embedding.weight", "ln_final.weight", "text_projection")
 _VIT_KEYS = ("visual.proj", "visual.conv1.weight", "visual.positional_embedding")
 _RESNET_KEYS = ("visual.layer1.0.conv1.weight", "visual.attnpool.positional_embedding")
-
-_fingerprints: Dict[tuple, str] = {}
 
 
 class CLIPCheckpointError(RuntimeError):
@@ -139,7 +141,13 @@ def load_clip_state_dict(path: str) -> Dict[str, torch.Tensor]:
 
 
 def load_clip(backbone_name: str, device: str = "cpu") -> CLIP:
-    """Build CLIP (fp16 weights, eval mode) from an OpenAI model name or a checkpoint path."""
+    """Build CLIP (fp16 weights, eval mode) from an OpenAI model name, a checkpoint path or an
+    ``open_clip:`` name."""
+    if is_open_clip_name(backbone_name):
+        try:
+            return load_open_clip(backbone_name, device)
+        except OpenCLIPError as error:
+            raise CLIPCheckpointError(str(error)) from error
     path = resolve_checkpoint_path(backbone_name)
     state_dict = load_clip_state_dict(path)
     try:
@@ -155,13 +163,11 @@ def load_clip_to_cpu(cfg) -> CLIP:
 
 
 def checkpoint_fingerprint(backbone_name: str) -> str:
-    """First 16 hex digits of the sha256 of the checkpoint file (recorded next to derived data)."""
-    path = os.path.realpath(resolve_checkpoint_path(backbone_name))
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    cached: Optional[str] = _fingerprints.get(key)
-    if cached is None:
-        with open(path, "rb") as weights:
-            cached = hashlib.file_digest(weights, "sha256").hexdigest()[:16]
-        _fingerprints[key] = cached
-    return cached
+    """First 16 hex digits of the sha256 of the checkpoint file (recorded next to derived data); for an
+    ``open_clip:`` name, see ``open_clip_backbone.open_clip_fingerprint``."""
+    if is_open_clip_name(backbone_name):
+        try:
+            return open_clip_fingerprint(backbone_name, checkpoint_fingerprint)
+        except OpenCLIPError as error:
+            raise CLIPCheckpointError(str(error)) from error
+    return file_fingerprint(resolve_checkpoint_path(backbone_name))

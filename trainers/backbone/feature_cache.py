@@ -4,7 +4,7 @@ When prompts do not touch the image encoder (ZeroshotCLIP, CoOp, CoCoOp's image 
 image tower gives the same output for the same augmented image at every epoch. The cache runs
 the training set through the train transform ``views`` times (item ``i`` of view ``v`` seeded
 from ``(seed, v, i)``, so the same seed gives the same augmentations whatever the number of
-workers), stores the features on the trainer's device, and serves them in shuffled batches;
+workers; all views in one loader, batched through the encoder), stores the features on the trainer's device, and serves them in shuffled batches;
 epoch ``e`` uses view ``e % views``.
 What changes with the cache on: the augmentations are drawn once per view instead of afresh
 every epoch (with ``views == max_epoch`` each epoch still sees its own augmentation), and the
@@ -40,36 +40,46 @@ def preserved_random_state() -> Iterator[None]:
             np.random.set_state(numpy_state)
 
 
-class SeededView(Dataset):
-    """One augmentation view of a Dassl ``DatasetWrapper``'s items: item ``i`` is read and
-    transformed with torch, ``random`` and numpy seeded by ``item_seed(seed, view, i)``, so the
-    view does not depend on the number of loader workers or on the batch order."""
+def seed_item_generators(item_rng: int) -> None:
+    """Seed the generators a transform draws from (torch's CPU generator, ``random``, numpy)
+    with ``item_rng``. Only the CPU generator is seeded: ``torch.manual_seed`` also queues a
+    CUDA/XPU seeding that records a traceback per call, a cost per image; the CPU numbers are
+    the same."""
+    torch.default_generator.manual_seed(item_rng)
+    random.seed(item_rng)
+    np.random.seed(item_rng % 2**32)
 
-    def __init__(self, data_source: Sequence, transform: Callable, seed: int, view: int):
+
+class SeededViews(Dataset):
+    """Every augmentation view of a Dassl ``DatasetWrapper``'s items in one dataset: position
+    ``view * N + i`` is item ``i`` read and transformed with its generators seeded by
+    ``item_seed(seed, view, i)``, so a view does not depend on the number of loader workers or
+    on the batch order, and one loader (one start of its workers) serves all views."""
+
+    def __init__(self, data_source: Sequence, transform: Callable, seed: int, views: int):
         self.data_source = data_source
         self.transform = transform[0] if isinstance(transform, (list, tuple)) else transform
         self.seed = seed
-        self.view = view
+        self.views = views
 
     def __len__(self) -> int:
-        return len(self.data_source)
+        return self.views * len(self.data_source)
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, position: int) -> Dict[str, Any]:
+        view, index = divmod(position, len(self.data_source))
         item = self.data_source[index]
-        item_rng = item_seed(self.seed, self.view, index)
-        torch.manual_seed(item_rng)
-        random.seed(item_rng)
-        np.random.seed(item_rng % 2**32)
+        seed_item_generators(item_seed(self.seed, view, index))
         with Image.open(item.impath) as image:
             picture = image.convert("RGB")
-        return {"img": self.transform(picture), "label": item.label, "index": index}
+        return {"img": self.transform(picture), "label": item.label, "index": index, "view": view}
 
 
 @torch.no_grad()
 def compute_feature_views(encode_images: ImageEncoder, loader: DataLoader, views: int, seed: int,
                           device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     """Run every item of ``loader.dataset`` (a Dassl ``DatasetWrapper``: its ``data_source`` and
-    train ``transform``) through ``encode_images`` once per view.
+    train ``transform``) through ``encode_images`` once per view, in batches of the loader's
+    size read by its number of workers.
 
     Returns ``(features, labels)``: ``features`` is ``(views, N, dim)`` on ``device`` in dataset
     order, ``labels`` is ``(N,)``. The global random state is left as it was.
@@ -79,16 +89,15 @@ def compute_feature_views(encode_images: ImageEncoder, loader: DataLoader, views
     wrapper = loader.dataset
     size = len(wrapper.data_source)
     features, labels = None, torch.zeros(size, dtype=torch.long)
+    dataset = SeededViews(wrapper.data_source, wrapper.transform, seed, views)
     with preserved_random_state():
-        for view in range(views):
-            dataset = SeededView(wrapper.data_source, wrapper.transform, seed, view)
-            ordered = DataLoader(dataset, batch_size=loader.batch_size or 64, num_workers=loader.num_workers)
-            for batch in ordered:
-                encoded = encode_images(batch["img"].to(device))
-                if features is None:
-                    features = torch.zeros(views, size, encoded.shape[-1], dtype=encoded.dtype, device=device)
-                features[view, batch["index"].to(device)] = encoded
-                labels[batch["index"]] = batch["label"]
+        ordered = DataLoader(dataset, batch_size=loader.batch_size or 64, num_workers=loader.num_workers)
+        for batch in ordered:
+            encoded = encode_images(batch["img"].to(device))
+            if features is None:
+                features = torch.zeros(views, size, encoded.shape[-1], dtype=encoded.dtype, device=device)
+            features[batch["view"].to(device), batch["index"].to(device)] = encoded
+            labels[batch["index"]] = batch["label"]
     return features, labels
 
 

@@ -25,11 +25,21 @@ def check_precision(prec: str) -> None:
         raise ValueError(f"PREC must be one of {', '.join(PRECISIONS)}, got {prec!r}")
 
 
-def resolve_precision(prec: str, device: torch.device) -> str:
-    """The precision actually used on ``device``: ``prec``, or fp32 (with a warning) on a CPU."""
+def resolve_precision(prec: str, device: torch.device, key: str = "PREC") -> str:
+    """The precision actually used on ``device``: ``prec``, or fp32 with a one-line warning (naming the
+    config ``key``) where ``device`` cannot honour it: half precision and autocast on a CPU, fp16 on
+    a GPU without half-precision support."""
     check_precision(prec)
-    if prec != "fp32" and torch.device(device).type == "cpu":
-        warnings.warn(f"PREC={prec} is not supported on the CPU; using fp32", PrecisionFallbackWarning, stacklevel=2)
+    device = torch.device(device)
+    reason = ""
+    if prec != "fp32" and device.type == "cpu":
+        reason = "half precision and autocast are GPU paths in this toolbox"
+    elif prec != "fp32" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 6:
+        reason = f"{torch.cuda.get_device_name(device)} has no fast half precision (compute capability < 6.0)"
+    if reason:
+        message = f"{key}={prec} cannot be honoured on {device.type}: {reason}; using fp32"
+        warnings.warn(message, PrecisionFallbackWarning, stacklevel=2)
+        print(message)
         return "fp32"
     return prec
 
@@ -40,6 +50,15 @@ def apply_precision(clip_model: nn.Module, prec: str) -> nn.Module:
     if prec in ("fp32", "amp"):
         clip_model.float()
     return clip_model
+
+
+def keep_in_fp32(module: nn.Module) -> nn.Module:
+    """Cast ``module``'s parameters (not its buffers) to float32, whatever CLIP's dtype; returns it.
+    Learnable prompts kept so get float32 gradients and optimizer state; they are cast to CLIP's
+    dtype where they enter the frozen encoders."""
+    for param in module.parameters():
+        param.data = param.data.float()
+    return module
 
 
 def autocast_context(prec: str, device: torch.device) -> ContextManager:

@@ -4,8 +4,9 @@ A trainer file then holds only its method: the prompt learner and the forward. H
 loading CLIP with the ``PREC`` handling (fp16 / fp32 / amp, CPU fallback to fp32), freezing
 every parameter outside the prompt learner, optimizer / scheduler / registration under the
 name ``prompt_learner`` (CoOp's checkpoint layout), the training step (cross-entropy, amp
-scaler, a hook between backward and the optimizer step), CoOp-compatible checkpoint loading
-(the frozen prompt-token buffers of upstream CoOp checkpoints are dropped), the
+scaler), CoOp-compatible checkpoint loading
+(the frozen prompt-token buffers of upstream CoOp checkpoints are dropped; a checkpoint trained with another
+CLIP, named by the fingerprint every checkpoint carries, is refused), the
 frozen-image-tower fast path (``CACHE_IMAGE_FEATURES``, see ``feature_cache``).
 """
 import os.path as osp
@@ -18,10 +19,11 @@ from clip.model import CLIP
 from dassl.engine import TrainerX
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_lr_scheduler, build_optimizer
-from dassl.utils import load_checkpoint, load_pretrained_weights
+from dassl.utils import load_pretrained_weights
 from torch import nn
 
-from trainers.backbone.clip_loader import load_clip_to_cpu
+from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip_to_cpu
+from trainers.dassl_compat import load_checkpoint_file
 from trainers.backbone.deep_prompts import VisualEncoder
 from trainers.backbone.feature_cache import CachedFeatureLoader, cached_train_loader
 from trainers.backbone.precision import (apply_precision, autocast_context, check_precision, make_grad_scaler,
@@ -30,16 +32,22 @@ from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.text_encoder import TextEncoder, encode_prompts_in_chunks
 
 FROZEN_PROMPT_BUFFERS = ("token_prefix", "token_suffix")  # saved by upstream CoOp, rebuilt from class names here
+TensorDict = Dict[str, torch.Tensor]  # prompt tensors (or their gradients) by parameter name
 
 
-def load_clip_for_training(cfg, prec: str, device: torch.device) -> Tuple[CLIP, str]:
+def trainable_prompt_parameters(model: nn.Module) -> "OrderedDict[str, nn.Parameter]":
+    """The prompt tensors of a prompt method by name (e.g. ``prompt_learner.ctx``): the parameters left
+    trainable (CLIP is frozen)."""
+    return OrderedDict((name, param) for name, param in model.named_parameters() if param.requires_grad)
+
+
+def load_clip_for_training(cfg, prec: str, device: torch.device, key: str = "PREC") -> Tuple[CLIP, str]:
     """CLIP named by ``cfg.MODEL.BACKBONE.NAME`` cast for ``prec`` (CPU: fp32); returns
-    ``(clip_model, precision actually used)``. Checks ``INPUT.SIZE`` against CLIP's resolution."""
+    ``(clip_model, precision actually used)``. Checks ``INPUT.SIZE`` against CLIP's resolution.
+    ``key`` names the config key in the one-line message when ``prec`` cannot be honoured."""
     print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
     clip_model = load_clip_to_cpu(cfg)
-    precision = resolve_precision(prec, device)
-    if precision != prec:
-        print(f"Precision: {precision} (PREC={prec} is not available on {device})")
+    precision = resolve_precision(prec, device, key)
     apply_precision(clip_model, precision)
     resolution = clip_model.visual.input_resolution
     if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
@@ -131,17 +139,37 @@ class PromptTrainer(TrainerX):
         check_precision(cfg.TRAINER[self.method_key].PREC)
 
     def build_custom_clip(self, clip_model: CLIP, classnames: List[str]) -> nn.Module:
-        """The method's model; it must hold its learnable prompts in ``self.prompt_module_name``."""
+        """The method's model; it must hold its learnable prompts in ``self.prompt_module_name``.
+        It may read ``self.cfg``, ``self.method_cfg``, ``self.device`` and ``self.precision`` only
+        (``build_prompt_model`` calls it outside the data pipeline)."""
         raise NotImplementedError
+
+    @classmethod
+    def clip_precision(cls, prec: str) -> str:
+        """The precision CLIP is loaded in for ``PREC=prec`` (VPT overrides it: its reference runs CLIP in fp32)."""
+        return prec
+
+    @classmethod
+    def build_prompt_model(cls, cfg, clip_model: CLIP, classnames: List[str], device="cpu",
+                           precision: str = "fp32") -> nn.Module:
+        """The method's model without Dassl's data pipeline: training (``build_model``) and GRAM
+        meta-training both build it here. ``build_custom_clip`` runs on an instance of this class that
+        holds only what model building reads (``cfg``, ``device``, ``precision``), so ``super()`` and
+        every hook work; then every parameter outside ``prompt_module_name`` is frozen."""
+        builder = cls.__new__(cls)
+        builder.cfg, builder.device, builder.precision = cfg, torch.device(device), precision
+        model = builder.build_custom_clip(clip_model, classnames)
+        for name, param in model.named_parameters():
+            param.requires_grad_(cls.prompt_module_name in name)
+        return model
 
     def build_model(self) -> None:
         cfg = self.cfg
-        clip_model, self.precision = load_clip_for_training(cfg, self.method_cfg.PREC, self.device)
-        print("Building custom CLIP")
-        self.model = self.build_custom_clip(clip_model, self.dm.dataset.classnames)
-        print("Turning off gradients in both the image and the text encoder")
-        for name, param in self.model.named_parameters():
-            param.requires_grad_(self.prompt_module_name in name)
+        prec = self.clip_precision(self.method_cfg.PREC)
+        clip_model, self.precision = load_clip_for_training(cfg, prec, self.device, f"TRAINER.{self.method_key}.PREC")
+        self.clip_fingerprint = checkpoint_fingerprint(cfg.MODEL.BACKBONE.NAME)
+        print("Building custom CLIP; turning off gradients in both the image and the text encoder")
+        self.model = self.build_prompt_model(cfg, clip_model, self.dm.dataset.classnames, self.device, self.precision)
         print(f"Parameters to be updated: {sorted(self.prompt_parameters())}")
         prompt_module = getattr(self.model, self.prompt_module_name)
         if cfg.MODEL.INIT_WEIGHTS:
@@ -153,8 +181,8 @@ class PromptTrainer(TrainerX):
         self.scaler = make_grad_scaler(self.precision, self.device)
 
     def prompt_parameters(self) -> "OrderedDict[str, nn.Parameter]":
-        """The trainable prompt parameters by name (e.g. ``prompt_learner.ctx``)."""
-        return OrderedDict((name, p) for name, p in self.model.named_parameters() if p.requires_grad)
+        """The trainable prompt parameters of ``self.model`` by name (``trainable_prompt_parameters``)."""
+        return trainable_prompt_parameters(self.model)
 
     # ------------------------------------------------------------------ training step
     def parse_batch_train(self, batch) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -179,14 +207,10 @@ class PromptTrainer(TrainerX):
         self.detect_anomaly(loss)
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
-    def before_optimizer_step(self) -> None:
-        """Hook between backward and the optimizer step, with true (unscaled) gradients."""
-
     def model_update(self, names=None) -> None:
         if self.scaler is not None:
             for name in self.get_model_names(names):
                 self.scaler.unscale_(self._optims[name])
-        self.before_optimizer_step()
         if self.scaler is None:
             super().model_update(names)
             return
@@ -214,6 +238,19 @@ class PromptTrainer(TrainerX):
             self.train_loader_x.set_epoch(self.epoch)
 
     # ------------------------------------------------------------------ checkpoints
+    def checkpoint_metadata(self) -> Dict[str, str]:
+        """Every prompt checkpoint names the CLIP it was trained with (bundled engine)."""
+        return {"clip_fingerprint": self.clip_fingerprint, "backbone": self.cfg.MODEL.BACKBONE.NAME}
+
+    def check_checkpoint_clip(self, checkpoint: dict, model_path: str) -> None:
+        """Refuse prompts trained with another CLIP (checkpoints without a fingerprint are not checked)."""
+        trained_with = checkpoint.get("clip_fingerprint")
+        if trained_with and trained_with != self.clip_fingerprint:
+            raise ValueError(
+                f"{model_path} was trained with CLIP {checkpoint.get('backbone', '?')} (fingerprint {trained_with}), "
+                f"but this run's CLIP is {self.cfg.MODEL.BACKBONE.NAME} (fingerprint {self.clip_fingerprint}); "
+                "load it with the CLIP it was trained with")
+
     def load_model(self, directory: Optional[str], epoch: Optional[int] = None) -> None:
         """Load ``model-best.pth.tar`` (or ``model.pth.tar-<epoch>``) as CoOp does, accepting
         upstream CoOp checkpoints (their frozen prompt-token buffers are dropped)."""
@@ -225,7 +262,8 @@ class PromptTrainer(TrainerX):
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f'Model not found at "{model_path}"')
-            checkpoint = load_checkpoint(model_path)
+            checkpoint = load_checkpoint_file(model_path, self.cfg)
+            self.check_checkpoint_clip(checkpoint, model_path)
             state_dict = {k: v for k, v in checkpoint["state_dict"].items() if k not in FROZEN_PROMPT_BUFFERS}
             print(f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint["epoch"]})')
             try:

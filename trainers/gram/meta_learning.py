@@ -18,17 +18,16 @@ through psi_phi(g) with g held fixed.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from trainers.backbone.attention import twice_differentiable
+from trainers.backbone.prompt_trainer import TensorDict
 
 from .task_loss import LossFn
-
-TensorDict = Dict[str, Tensor]
 
 
 @dataclass
@@ -96,11 +95,6 @@ def similarity_target(task: MetaTask, params: Mapping[str, Tensor], loss_fn: Los
     return torch.stack([p.float() for p in parts]).mean()
 
 
-def twice_differentiable(second_order: bool):
-    """Fused attention kernels have no double backward: second-order steps use the math kernel."""
-    return sdpa_kernel([SDPBackend.MATH]) if second_order else nullcontext()
-
-
 def meta_objective(params: Mapping[str, Tensor], task: MetaTask, loss_fn: LossFn, regulator: nn.Module,
                    settings: MetaLearningSettings) -> Tuple[Tensor, Dict[str, float]]:
     """The outer loss of one task as a differentiable function of ``params`` and phi."""
@@ -137,19 +131,50 @@ class MetaLearner:
         self.loss_fn = loss_fn
         self.settings = settings
 
-    def meta_gradients(self, tasks: Sequence[MetaTask]) -> Dict[str, float]:
-        """Accumulate the meta-gradient averaged over ``tasks`` into ``.grad``; return mean stats."""
+    def meta_gradients(self, tasks: Sequence[MetaTask], meta_batch_size: Optional[int] = None) -> Dict[str, float]:
+        """Accumulate this share of the meta-gradient (each task's loss over ``meta_batch_size``, by default
+        ``len(tasks)``) into ``.grad``; return the stats summed the same way."""
+        size = meta_batch_size or len(tasks)
         totals: Dict[str, float] = {}
         for task in tasks:
             loss, stats = meta_objective(self.prompt_params, task, self.loss_fn, self.regulator, self.settings)
-            (loss / len(tasks)).backward()
+            (loss / size).backward()
             for key, value in stats.items():
-                totals[key] = totals.get(key, 0.0) + value / len(tasks)
+                totals[key] = totals.get(key, 0.0) + value / size
         return totals
 
-    def step(self, tasks: Sequence[MetaTask], optimizer: torch.optim.Optimizer) -> Dict[str, float]:
-        """One outer update of theta and phi from a meta-batch of tasks."""
+    def step(self, tasks: Sequence[MetaTask], optimizer: torch.optim.Optimizer,
+             meta_batch_size: Optional[int] = None, reduce: Optional[Callable[[List[Tensor]], None]] = None
+             ) -> Dict[str, float]:
+        """One outer update of theta and phi from a meta-batch of tasks.
+
+        Data-parallel: each process passes its share of the meta-batch, the whole ``meta_batch_size`` and
+        ``reduce``, an in-place sum over the processes (``parallel.distributed.all_reduce_sum_``), applied to
+        the gradients and the stats before the (identical) optimizer step on every process.
+        """
         optimizer.zero_grad(set_to_none=True)
-        stats = self.meta_gradients(tasks)
+        stats = self.meta_gradients(tasks, meta_batch_size)
+        if reduce is not None:
+            stats = self._reduce(optimizer, stats, reduce)
         optimizer.step()
         return stats
+
+    @staticmethod
+    def _reduce(optimizer: torch.optim.Optimizer, stats: Dict[str, float],
+                reduce: Callable[[List[Tensor]], None]) -> Dict[str, float]:
+        """Sum gradients and stats over the processes; a parameter no process has a gradient for keeps
+        ``grad=None`` (so the optimizer skips it exactly as in one process)."""
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        device = params[0].device
+        keys = sorted(stats)
+        counts = torch.tensor([float(p.grad is not None) for p in params] + [stats[key] for key in keys],
+                              dtype=torch.float64, device=device)
+        reduce([counts])
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        reduce([param.grad for param in params])
+        for param, count in zip(params, counts[:len(params)].tolist()):
+            if count == 0:
+                param.grad = None
+        return dict(zip(keys, counts[len(params):].tolist()))

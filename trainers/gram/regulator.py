@@ -22,22 +22,23 @@ the same group's SUPMER regulator, with these choices (each a documented decisio
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Tuple
+from typing import Mapping, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from trainers.backbone.prompt_trainer import TensorDict
+
 EPS = 1e-12
 
-TensorDict = Dict[str, Tensor]
 
 
-def _module_key(param_name: str) -> str:
+def module_key(param_name: str) -> str:
     """ModuleDict keys may not contain dots: ``prompt_learner.ctx`` -> ``prompt_learner__ctx``."""
     return param_name.replace(".", "__")
 
 
-def _as_rows(tensor: Tensor) -> Tensor:
+def as_rows(tensor: Tensor) -> Tensor:
     return tensor.reshape(1, -1) if tensor.dim() <= 1 else tensor.reshape(-1, tensor.shape[-1])
 
 
@@ -65,7 +66,7 @@ class TensorRegulator(nn.Module):
         return torch.sigmoid(self.gate(unit.mean(dim=0))).squeeze(-1)
 
     def forward(self, grad: Tensor) -> Tuple[Tensor, Tensor]:
-        rows = _as_rows(grad)
+        rows = as_rows(grad)
         coefficient = self.mixing_coefficient(rows)
         regulated = (1 - coefficient) * self.transform(rows) + coefficient * rows
         return regulated.reshape(grad.shape), coefficient
@@ -82,12 +83,12 @@ class GradientRegulator(nn.Module):
         self.rank = rank
         self.gate_hidden = gate_hidden
         self.per_tensor = nn.ModuleDict(
-            {_module_key(name): TensorRegulator(shape[-1] if shape else 1, rank, gate_hidden)
+            {module_key(name): TensorRegulator(shape[-1] if shape else 1, rank, gate_hidden)
              for name, shape in self.prompt_shapes.items()}
         )
 
     def regulator_for(self, name: str) -> TensorRegulator:
-        key = _module_key(name)
+        key = module_key(name)
         if key not in self.per_tensor:
             raise KeyError(f"the regulator has no entry for prompt tensor '{name}' "
                            f"(it knows: {', '.join(self.prompt_shapes)})")

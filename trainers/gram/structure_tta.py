@@ -26,15 +26,15 @@ Formulation chosen here (the paper leaves the exact form open):
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import List, Mapping, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .regulator import EPS, TensorRegulator, _as_rows, _module_key
+from trainers.backbone.prompt_trainer import TensorDict
 
-TensorDict = Dict[str, Tensor]
+from .regulator import EPS, TensorRegulator, as_rows, module_key
 
 
 class StructureEncoder(nn.Module):
@@ -77,7 +77,7 @@ class StructureInducedRegulator(nn.Module):
         self.prompt_shapes = {name: tuple(shape) for name, shape in prompt_shapes.items()}
         self.num_structure_features = num_structure_features
         self.rank, self.gate_hidden = rank, gate_hidden
-        self.per_tensor = nn.ModuleDict({_module_key(n): TensorRegulator(s[-1] if s else 1, rank, gate_hidden)
+        self.per_tensor = nn.ModuleDict({module_key(n): TensorRegulator(s[-1] if s else 1, rank, gate_hidden)
                                          for n, s in self.prompt_shapes.items()})
         self.structure_gate = nn.Linear(num_structure_features, len(self.prompt_shapes), bias=False)
         nn.init.zeros_(self.structure_gate.weight)
@@ -89,8 +89,8 @@ class StructureInducedRegulator(nn.Module):
         for index, name in enumerate(self.prompt_shapes):
             if name not in grads:
                 continue
-            module = self.per_tensor[_module_key(name)]
-            rows = _as_rows(grads[name])
+            module = self.per_tensor[module_key(name)]
+            rows = as_rows(grads[name])
             unit = rows / rows.norm(dim=-1, keepdim=True).clamp_min(EPS)
             logit = module.gate(unit.mean(dim=0)).squeeze(-1) + gate_shift[index]
             coefficient = torch.sigmoid(logit)
@@ -103,15 +103,6 @@ class StructureInducedRegulator(nn.Module):
         return {"kind": self.kind, "prompt_shapes": {k: list(v) for k, v in self.prompt_shapes.items()},
                 "num_structure_features": self.num_structure_features, "rank": self.rank,
                 "gate_hidden": self.gate_hidden}
-
-
-class IdentityStructureRegulator(nn.Module):
-    """psi(G; s) = G: with it, GRAM's test-time step is exactly TPT's."""
-
-    kind = "identity"
-
-    def forward(self, grads: Mapping[str, Tensor], structure: Tensor) -> Tuple[TensorDict, TensorDict]:
-        return dict(grads), {}
 
 
 def structure_encoder_from_split(split, temperature: float) -> StructureEncoder:

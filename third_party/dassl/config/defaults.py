@@ -114,6 +114,7 @@ _C.TRAIN = CN()
 _C.TRAIN.CHECKPOINT_FREQ = 0  # epochs between checkpoints; <= 0: last epoch only
 _C.TRAIN.PRINT_FREQ = 10  # batches between progress lines
 _C.TRAIN.COUNT_ITER = "train_x"  # train_x, train_u or smaller_one
+_C.TRAIN.ALLOW_PICKLED_CHECKPOINTS = False  # opt-in: unpickle checkpoints weights_only=True refuses (trusted files only)
 
 # ---------------------------------------------------------------- test
 _C.TEST = CN()

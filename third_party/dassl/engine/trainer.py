@@ -35,6 +35,7 @@ from dassl.utils import (
     load_checkpoint,
     load_pretrained_weights,
     mkdir_if_missing,
+    remove_stale_temporaries,
     resume_from_checkpoint,
     save_checkpoint,
     tolist_if_not,
@@ -131,15 +132,29 @@ class TrainerBase:
                     "scheduler": sched.state_dict() if sched is not None else None,
                     "val_result": val_result,
                     "rng_state": rng_state,
+                    **self.checkpoint_metadata(),
                 },
                 osp.join(directory, name),
                 is_best=is_best,
                 model_name=model_name,
             )
 
+    @property
+    def allow_pickled_checkpoints(self) -> bool:
+        """``TRAIN.ALLOW_PICKLED_CHECKPOINTS``: the explicit opt-in to unpickle checkpoints in full."""
+        cfg = self.__dict__.get("cfg")
+        return bool(cfg is not None and cfg.TRAIN.get("ALLOW_PICKLED_CHECKPOINTS", False))
+
+    def checkpoint_metadata(self) -> Dict[str, object]:
+        """Extra plain entries (strings, numbers) every checkpoint of this trainer carries (hook; none here)."""
+        return {}
+
     def resume_model_if_exist(self, directory: str) -> int:
-        """Resume every model from ``directory/<name>/checkpoint``; returns the epoch to start from (0 if none)."""
+        """Resume every model from ``directory/<name>/checkpoint``; returns the epoch to start from (0 if none).
+        Temporaries of checkpoint writes an earlier, killed run left there are removed first."""
         names = self.get_model_names()
+        for folder in [directory] + [osp.join(directory, name) for name in names]:
+            remove_stale_temporaries(folder)
         if not names or not all(osp.isfile(osp.join(directory, name, POINTER_FILE)) for name in names):
             print("No checkpoint found, train from scratch")
             return 0
@@ -147,7 +162,8 @@ class TrainerBase:
         start_epoch = 0
         for name in names:
             start_epoch = resume_from_checkpoint(
-                osp.join(directory, name), self._models[name], self._optims[name], self._scheds[name]
+                osp.join(directory, name), self._models[name], self._optims[name], self._scheds[name],
+                allow_pickle=self.allow_pickled_checkpoints,
             )
         return start_epoch
 
@@ -161,7 +177,7 @@ class TrainerBase:
             model_path = osp.join(directory, name, model_file)
             if not osp.exists(model_path):
                 raise FileNotFoundError(f"No model at {model_path}")
-            checkpoint = load_checkpoint(model_path)
+            checkpoint = load_checkpoint(model_path, allow_pickle=self.allow_pickled_checkpoints)
             state_dict = checkpoint["state_dict"]
             check_state_dict_matches(self._models[name], state_dict, model_path, name)
             val_result = checkpoint.get("val_result")
@@ -323,7 +339,7 @@ class SimpleTrainer(TrainerBase):
         print("Building model")
         self.model = SimpleNet(cfg, cfg.MODEL, self.num_classes)
         if cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS)
+            load_pretrained_weights(self.model, cfg.MODEL.INIT_WEIGHTS, allow_pickle=self.allow_pickled_checkpoints)
         self.model.to(self.device)
         print(f"# params: {count_num_param(self.model):,}")
         self.optim = build_optimizer(self.model, cfg.OPTIM)

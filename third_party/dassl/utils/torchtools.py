@@ -67,25 +67,32 @@ def save_checkpoint(
     return fpath
 
 
-def load_checkpoint(fpath: str) -> Dict[str, Any]:
-    """Load a checkpoint onto the CPU.
+def load_checkpoint(fpath: str, allow_pickle: bool = False) -> Dict[str, Any]:
+    """Load a checkpoint onto the CPU with ``torch.load(weights_only=True)``.
 
-    Tries ``weights_only=True`` first; a file written by older code that pickled whole
-    objects (e.g. upstream Dassl's warmup scheduler) is then loaded with full unpickling,
-    which is only safe for checkpoints you produced yourself.
+    A file that holds pickled objects (e.g. upstream Dassl's warmup scheduler) is refused: unpickling can
+    run any code. ``allow_pickle=True`` (the config key ``TRAIN.ALLOW_PICKLED_CHECKPOINTS``) loads such a
+    file with full unpickling, after a warning; do that only for checkpoints you trust.
     """
     if fpath is None:
         raise ValueError("File path is None")
     if not osp.exists(fpath):
         raise FileNotFoundError(f'File is not found at "{fpath}"')
-    for weights_only in (True, False):
-        try:
-            return torch.load(fpath, map_location="cpu", weights_only=weights_only)
-        except pickle.UnpicklingError as err:
-            error = err
-        except Exception as err:
-            raise RuntimeError(f'Unable to load checkpoint from "{fpath}": {err}') from None
-    raise RuntimeError(f'Unable to load checkpoint from "{fpath}": {error}')
+    try:
+        return torch.load(fpath, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not allow_pickle:
+            raise RuntimeError(
+                f'{fpath} holds pickled objects that torch.load(weights_only=True) refuses ({reason}); '
+                f"if you trust the file, set TRAIN.ALLOW_PICKLED_CHECKPOINTS True to unpickle it in full") from None
+    except Exception as err:
+        raise RuntimeError(f'Unable to load checkpoint from "{fpath}": {err}') from None
+    warnings.warn(f"{fpath}: unpickling in full (TRAIN.ALLOW_PICKLED_CHECKPOINTS): this can run any code in the file")
+    try:
+        return torch.load(fpath, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise RuntimeError(f'Unable to load checkpoint from "{fpath}": {err}') from None
 
 
 def check_state_dict_matches(model: nn.Module, state_dict: Dict[str, Any], fpath: str, model_name: str) -> None:
@@ -114,6 +121,7 @@ def resume_from_checkpoint(
     model: nn.Module,
     optimizer: Optional[torch.optim.Optimizer] = None,
     scheduler: Optional[Any] = None,
+    allow_pickle: bool = False,
 ) -> int:
     """Resume from the checkpoint named in ``fdir/checkpoint``; returns the epoch to start from.
 
@@ -122,7 +130,7 @@ def resume_from_checkpoint(
     """
     fpath = _read_pointer(fdir)
     print(f'Loading checkpoint from "{fpath}"')
-    checkpoint = load_checkpoint(fpath)
+    checkpoint = load_checkpoint(fpath, allow_pickle=allow_pickle)
     check_state_dict_matches(model, checkpoint["state_dict"], fpath, osp.basename(osp.normpath(fdir)))
     model.load_state_dict(_strip_module_prefix(checkpoint["state_dict"]))
     print("Loaded model weights")
@@ -172,9 +180,9 @@ def count_num_param(model: Optional[nn.Module] = None, params: Optional[Iterable
     raise ValueError("model and params must provide at least one.")
 
 
-def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
+def load_pretrained_weights(model: nn.Module, weight_path: str, allow_pickle: bool = False) -> None:
     """Copy into ``model`` the weights of ``weight_path`` whose names and shapes match; skip the rest."""
-    checkpoint = load_checkpoint(weight_path)
+    checkpoint = load_checkpoint(weight_path, allow_pickle=allow_pickle)
     state_dict = _strip_module_prefix(checkpoint.get("state_dict", checkpoint))
     model_dict = model.state_dict()
     matched = OrderedDict(

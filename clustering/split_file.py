@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write, write_json_atomic
+from fileio.atomic import write_atomically, write_json_atomic
 
 FORMAT = "gram-cluster-split"
 VERSION = 1
@@ -73,6 +73,18 @@ class ClusterSplit:
                                  f"({self.num_pairs} pairs, ids sha256 {ids_digest(self.corpus_ids)[:16]})")
 
 
+    def check_corpus_source(self, corpus: str, fingerprint: str, split_path: str) -> None:
+        """Refuse a corpus (``TRAINER.GRAM.CORPUS``) whose fingerprint is not the one the split recorded;
+        a split written before the fingerprint was recorded is accepted with a warning."""
+        recorded = self.settings.get("corpus_fingerprint")
+        if recorded is None:
+            print(f"Warning: split file {split_path} records no corpus fingerprint; cannot check that {corpus} is "
+                  "the corpus it was made from")
+        elif recorded != fingerprint:
+            raise SplitFileError(f"corpus {corpus} (fingerprint {fingerprint}) is not the corpus split file "
+                                 f"{split_path} was made from ({self.settings.get('corpus')}, fingerprint {recorded})")
+
+
 def ids_digest(ids: Sequence[str]) -> str:
     """sha256 of the ids joined by newlines (hex)."""
     digest = hashlib.sha256()
@@ -103,7 +115,7 @@ def save_split(split: ClusterSplit, out_dir: str) -> str:
     payload = _arrays_bytes(split)
     arrays_sha = hashlib.sha256(payload).hexdigest()
     arrays_name = f"split-{arrays_sha[:16]}.npz"
-    atomic_write(os.path.join(out_dir, arrays_name), lambda stream: stream.write(payload))
+    write_atomically(os.path.join(out_dir, arrays_name), lambda stream: stream.write(payload), binary=True)
     header = {
         "format": FORMAT,
         "version": VERSION,

@@ -52,6 +52,20 @@ def row_norms(
     return norms
 
 
+def refuse_nonfinite_rows(image: np.ndarray, text: np.ndarray, ids: Sequence[str], source: str,
+                          chunk_size: int = 65536, shown: int = 5) -> None:
+    """Refuse feature matrices with NaN/inf rows, naming the first ``shown`` of them (row and corpus id)."""
+    bad = []
+    for rows in chunk_ranges(image.shape[0], chunk_size):
+        finite = np.isfinite(image[rows]).all(axis=1) & np.isfinite(text[rows]).all(axis=1)
+        bad.extend((rows.start + np.flatnonzero(~finite)).tolist())
+    if bad:
+        named = ", ".join(_describe_row(row, ids) for row in bad[:shown])
+        more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise FeatureError(f"{source}: {len(bad)} feature row(s) contain NaN or inf: {named}{more}; "
+                           "re-encode the corpus (cluster.py)")
+
+
 def check_feature_pair(image: np.ndarray, text: np.ndarray) -> None:
     """Refuse matrices that are not 2-D, row-aligned and floating point."""
     for name, matrix in (("image", image), ("text", text)):

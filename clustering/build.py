@@ -17,7 +17,7 @@ import numpy as np
 from .cmhc import average_linkage_levels, cross_modal_affinity, parent_map
 from .complexity import structure_complexity
 from .features import FeatureError, PairedFeatures
-from .kmeans import KMeansResult, fit_joint_kmeans, resolve_gpu
+from .kmeans import KMeansResult, fit_joint_kmeans, kmeans_gpus
 from .prototypes import complexity_informed_prototypes
 from .split_file import ClusterLevel, ClusterSplit
 from .stats import ClusterStats
@@ -128,7 +128,7 @@ def build_split(image: np.ndarray, text: np.ndarray, corpus_ids: Sequence[str], 
     features = PairedFeatures(image, text, corpus_ids, settings.chunk_size)
     settings.check(features.num_pairs)
     fit = fit_joint_kmeans(features, settings.k, settings.niter, settings.seed,
-                           settings.max_points_per_centroid, resolve_gpu(settings.gpu), settings.nredo)
+                           settings.max_points_per_centroid, kmeans_gpus(settings.gpu), settings.nredo)
     leaves, leaf_of_pair = _occupied_leaves(fit)
     if settings.method == "kmeans":
         complexity = structure_complexity(leaves, None, settings.complexity_weights)

@@ -12,10 +12,17 @@ from typing import Tuple, Union
 import torch
 from clip.model import CLIP
 
-from tools.atomic import write_atomically
+from fileio.atomic import write_atomically
 from trainers.backbone.clip_loader import load_clip_state_dict
 
 VisionLayers = Union[int, Tuple[int, int, int, int]]
+
+# CLIP ViT-B/16 exactly (OpenAI's sizes; heads = width // 64 gives its 12 vision and 8 text heads).
+VIT_B16 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=16,
+               transformer_width=512, transformer_layers=12)
+# ViT-B/16's widths and heads with 2 layers per tower and a 32-pixel image (a 2 x 2 patch grid): the
+# shapes of the real model (MaPLe's 512 -> 768 coupling, 768-wide visual prompts) at a CPU test's cost.
+VIT_B16_WIDTHS = dict(VIT_B16, image_resolution=32, vision_layers=2, transformer_layers=2)
 
 
 def _check_width(name: str, width: int) -> None:

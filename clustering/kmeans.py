@@ -9,8 +9,9 @@ local optimum that merges two true clusters when ``k`` is close to their number)
 2. one chunked pass then assigns every pair to its nearest centroid and gathers the leaf statistics
    (counts, feature sums, pair cosines; see ``stats``) used for prototypes, the hierarchy and the
    complexity, so the data is read once more and never copied whole.
-On a machine with FAISS GPU support and ``use_gpu=True`` the same calls run on the GPUs (training
-and the assignment index); otherwise, and for the sampling, on the CPU. Results agree up to float
+On a machine with FAISS GPU support and ``--gpu`` the same calls run on every visible GPU (FAISS's own
+multi-GPU index: the flat index is cloned to each GPU and queries are split between them, for training
+and for the assignment); otherwise, and for the sampling, on the CPU. Results agree up to float
 rounding of the distance computations.
 """
 from __future__ import annotations
@@ -34,9 +35,14 @@ class KMeansResult:
     leaf_stats: ClusterStats  # statistics of the k clusters
 
 
+def visible_gpus() -> int:
+    """How many GPUs this FAISS build can use (0 for a CPU-only build)."""
+    return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+
+
 def gpu_available() -> bool:
     """True when this FAISS build can run on at least one GPU."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return visible_gpus() > 0
 
 
 def resolve_gpu(requested: bool) -> bool:
@@ -44,6 +50,16 @@ def resolve_gpu(requested: bool) -> bool:
     if requested and not gpu_available():
         LOGGER.warning("--gpu asked for, but this FAISS build sees no GPU; clustering on the CPU")
     return requested and gpu_available()
+
+
+def kmeans_gpus(requested: bool) -> int:
+    """Number of GPUs k-means runs on: every visible one when asked for (FAISS clones the index to each,
+    ``index_cpu_to_all_gpus``, and splits the distance computations between them); 0, the CPU, when
+    not asked for or none is visible."""
+    gpus = visible_gpus() if resolve_gpu(requested) else 0
+    if gpus:
+        LOGGER.info("k-means and assignment on %d GPU%s (FAISS multi-GPU index)", gpus, "s" if gpus > 1 else "")
+    return gpus
 
 
 def _training_sample(features: PairedFeatures, k: int, max_points_per_centroid: int, seed: int) -> np.ndarray:
@@ -61,12 +77,13 @@ def fit_joint_kmeans(
     niter: int = 20,
     seed: int = 1,
     max_points_per_centroid: int = 256,
-    use_gpu: bool = False,
+    use_gpu: int = 0,
     nredo: int = 1,
 ) -> KMeansResult:
-    """k-means with ``k`` centroids on the joint features of ``features`` (validated beforehand)."""
+    """k-means with ``k`` centroids on the joint features of ``features`` (validated beforehand), on
+    ``use_gpu`` GPUs (0: the CPU; see ``kmeans_gpus``)."""
     sample = _training_sample(features, k, max_points_per_centroid, seed)
-    kmeans = faiss.Kmeans(sample.shape[1], k, niter=niter, nredo=nredo, seed=seed, gpu=use_gpu, verbose=False,
+    kmeans = faiss.Kmeans(sample.shape[1], k, niter=niter, nredo=nredo, seed=seed, gpu=int(use_gpu), verbose=False,
                           max_points_per_centroid=max_points_per_centroid, min_points_per_centroid=1)
     kmeans.train(sample)
     del sample

@@ -1,0 +1,1 @@
+"""Process groups for the entry points (torch.distributed under torchrun): ``parallel.distributed``."""

@@ -1,0 +1,5 @@
+#!/bin/bash
+# KgCoOp: as scripts/coop/base2new_train.sh (same arguments), CoOp's prompts pulled toward the hand-crafted ones
+TRAINER=${TRAINER:-KgCoOp}
+CFG=${CFG:-vit_b16_ep100_ctxv1}
+source "$(dirname "${BASH_SOURCE[0]}")/../coop/base2new_train.sh"

@@ -1,0 +1,5 @@
+#!/bin/bash
+# ProMetaR-GRAM: as scripts/prometar/xd_train.sh, prompts from the meta checkpoint
+TRAINER=ProMetaR_GRAM
+GRAM_CFG=${GRAM_CFG:-prometar}
+source "$(dirname "${BASH_SOURCE[0]}")/../prometar/xd_train.sh"

@@ -8,7 +8,8 @@ import datasets  # noqa: F401  (registers every dataset)
 from datasets.toy_world import HELDOUT_SPECS, PretrainSettings, WorldSize, build_heldout_datasets, build_world
 from datasets.toy_world.specs import SIZE_SHAPE_PAIRS
 from datasets.toy_world.world import HELDOUT_STAMP_FILENAME, ImageJob, draw_job
-from tests.test_toy_world import make_cfg, tree_digest
+from datasets.fixtures import dataset_cfg
+from tests.test_toy_world import tree_digest
 
 MICRO = WorldSize("micro", (3, 1, 2), 2, 20, PretrainSettings())
 
@@ -23,10 +24,10 @@ def root(tmp_path_factory):
 
 def test_heldout_sets_load_with_every_class_and_the_base_new_halves(root):
     for name, spec in HELDOUT_SPECS.items():
-        dataset = DATASET_REGISTRY.get(name)(make_cfg(root, name))
+        dataset = DATASET_REGISTRY.get(name)(dataset_cfg(root, name))
         assert len(dataset.train_x) == 3 * len(spec.classnames) and len(dataset.test) == 2 * len(spec.classnames)
         assert sorted({item.classname for item in dataset.test}) == sorted(spec.classnames)
-        base = DATASET_REGISTRY.get(name)(make_cfg(root, name, subsample="base"))
+        base = DATASET_REGISTRY.get(name)(dataset_cfg(root, name, subsample="base"))
         assert {item.classname for item in base.test} == set(spec.classnames[: (len(spec.classnames) + 1) // 2])
 
 

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CMHC weights w_ii,w_tt,w_it of image-image, text-text, image-text similarity (default 1,1,1)")
     parser.add_argument("--complexity-weights", type=lambda text: _numbers(text, float, 3), default=(1.0, 1.0, 1.0),
                         help="weights of dispersion, image-text disagreement, sub-structure (default 1,1,1)")
+    parser.add_argument("--prototype-strength", type=float, default=0.0,
+                        help="CMHC: build prototypes with each cluster's structure complexity (gamma; 0: plain means)")
     parser.add_argument("--gpu", action="store_true", help="run FAISS on the GPU when this FAISS build has one")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         help="device for the CLIP encoder")
@@ -140,7 +142,8 @@ def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
                                   nredo=args.nredo, seed=args.seed,
                                   max_points_per_centroid=args.max_points_per_centroid,
                                   affinity_weights=args.affinity_weights,
-                                  complexity_weights=args.complexity_weights, gpu=args.gpu)
+                                  complexity_weights=args.complexity_weights,
+                                  prototype_strength=args.prototype_strength, gpu=args.gpu)
     split = build_split(encoded.image, encoded.text, encoded.ids, settings, fingerprint, source=args.corpus)
     split.settings.update(corpus=os.path.abspath(args.corpus), corpus_fingerprint=corpus_fingerprint(args.corpus),
                           clip=args.backbone, subsample=args.subsample,

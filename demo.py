@@ -16,8 +16,12 @@ import subprocess
 import sys
 import time
 
-from fileio.stage_files import META_CHECKPOINT_NAME
-from tools.help_format import DefaultsHelpFormatter
+from tools.omp_wait import sleep_while_waiting
+
+sleep_while_waiting()  # before torch loads: a shared CPU must not make waiting OpenMP threads spin
+
+from fileio.stage_files import META_CHECKPOINT_NAME  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 PRESETS = {

@@ -2,15 +2,20 @@
 
     python make_toy_world.py --root DATA --seed 0 [--size tiny|small|default] [--resolution 32|64]
 
-writes the toy datasets (CoOp layout, ``configs/datasets/toy_*.yaml``) and the image-text corpus under
-``DATA``, then ``DATA/toy_clip/toy_vit.pt`` (use it as ``MODEL.BACKBONE.NAME``), whose path is printed last.
+writes the toy datasets (CoOp layout, ``configs/datasets/toy_*.yaml``), the held-out class sets (their own
+generator seed; never used to choose settings) and the image-text corpus under ``DATA``, then ``DATA/toy_clip/toy_vit.pt`` (use it as ``MODEL.BACKBONE.NAME``), whose path is printed last.
 Both steps are cached: a second run with the same settings only prints the summary.
 """
 import argparse
 
-from datasets.toy_world import WORLD_SIZES, build_world, ensure_toy_clip, read_toy_clip_record
-from datasets.toy_world.world import RESOLUTIONS
-from tools.help_format import DefaultsHelpFormatter
+from tools.omp_wait import sleep_while_waiting
+
+sleep_while_waiting()  # before torch loads: a shared CPU must not make waiting OpenMP threads spin
+
+from datasets.toy_world import (WORLD_SIZES, build_heldout_datasets, build_world, ensure_toy_clip,  # noqa: E402
+                                read_toy_clip_record)
+from datasets.toy_world.world import RESOLUTIONS  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +44,7 @@ def main() -> None:
     state = "reused" if world.reused else "built"
     print(f"toy world ({world.size}, seed {world.seed}, {world.resolution} px) {state} in {world.root} "
           f"[{sum(world.num_images.values())} images, build took {world.build_seconds:.0f} s]")
+    build_heldout_datasets(args.root, workers=args.workers)
     clip_path = ensure_toy_clip(args.root, seed=args.seed, size=args.size, resolution=args.resolution)
     print_summary(args.root)
     print(clip_path)

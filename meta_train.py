@@ -14,17 +14,7 @@ ranks (see ``trainers/gram/meta_trainer.py``); rank 0 writes the checkpoints, a 
 import argparse
 import contextlib
 
-from trainers.dassl_compat import ensure_dassl_compat
-
-ensure_dassl_compat()
-
-import trainers  # noqa: E402,F401  (registers the prompt methods)
-from parallel import distributed  # noqa: E402
-from tools.help_format import DefaultsHelpFormatter  # noqa: E402
-from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
-                       run_entry_point, start_run)
-from tools.run_folder import claimed_run_folder, meta_train_settings  # noqa: E402
-from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402
+from tools.help_format import DefaultsHelpFormatter
 
 
 def setup_cfg(args: argparse.Namespace):
@@ -82,6 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options (KEY VALUE ...)")
     return parser
 
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and a malformed command line are answered before torch loads
+
+# The toolbox, imported after the parser (as in train.py); the functions above use these names when they run.
+from trainers.dassl_compat import ensure_dassl_compat  # noqa: E402
+
+ensure_dassl_compat()
+
+import trainers  # noqa: E402,F401  (registers the prompt methods)
+from parallel import distributed  # noqa: E402
+from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
+                       run_entry_point, start_run)
+from tools.run_folder import claimed_run_folder, meta_train_settings  # noqa: E402
+from trainers.gram.meta_trainer import MetaTrainer  # noqa: E402
 
 if __name__ == "__main__":
     run_entry_point(main, build_parser(), "meta_train.py")

@@ -49,6 +49,7 @@ setup(
         "matplotlib",
         "tensorboard",
         "Pillow",
+        "scipy",
     ],
     extras_require={
         "gpu": ["faiss-gpu-cu12"],

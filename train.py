@@ -10,23 +10,17 @@ Besides Dassl's ``log.txt`` and tensorboard logs, every run writes a protocol ca
 and a machine-readable ``results.json`` next to it.
 """
 import argparse
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Optional
 
-import torch
+from tools.help_format import DefaultsHelpFormatter
 
-from trainers.dassl_compat import ensure_dassl_compat
+ENVIRONMENT_REPORT: Optional[Future] = None  # started early when train.py runs as a script (see the end)
 
-ensure_dassl_compat()
 
-from dassl.engine import build_trainer  # noqa: E402
-from dassl.utils import collect_env_info  # noqa: E402
-
-import datasets  # noqa: E402,F401  (registers the datasets)
-import trainers  # noqa: E402,F401  (registers the trainers)
-from tools.protocol_card import protocol_card, results_record, write_results_json  # noqa: E402
-from tools.help_format import DefaultsHelpFormatter  # noqa: E402
-from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
-                       one_line_image_errors, run_entry_point, start_run)
-from tools.run_folder import claimed_run_folder, train_settings  # noqa: E402
+def environment_report() -> str:
+    """Dassl's environment report (torch's, plus Pillow's version)."""
+    return ENVIRONMENT_REPORT.result() if ENVIRONMENT_REPORT is not None else collect_env_info()
 
 
 def print_args(args: argparse.Namespace, cfg) -> None:
@@ -110,7 +104,7 @@ def run(cfg, args: argparse.Namespace, env_info: bool) -> None:
     print_args(args, cfg)
     if env_info:
         print("Collecting env info ** ")
-        print(collect_env_info())
+        print(environment_report())
     print(protocol_card(cfg, args))
 
     with one_line_errors():
@@ -150,6 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER, help="modify config options using the command-line")
     return parser
 
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and a malformed command line are answered before torch loads
+
+# The toolbox, imported after the parser so that the lines above need none of it; the functions above
+# use these names only when they run.
+import torch  # noqa: E402
+from dassl.utils import collect_env_info  # noqa: E402
+
+if __name__ == "__main__":  # the report waits on subprocesses (pip, nvidia-smi): let them overlap the imports
+    ENVIRONMENT_REPORT = ThreadPoolExecutor(max_workers=1).submit(collect_env_info)
+
+from trainers.dassl_compat import ensure_dassl_compat  # noqa: E402
+
+ensure_dassl_compat()
+
+from dassl.engine import build_trainer  # noqa: E402
+
+import datasets  # noqa: E402,F401  (registers the datasets)
+import trainers  # noqa: E402,F401  (registers the trainers)
+from tools.protocol_card import protocol_card, results_record, write_results_json  # noqa: E402
+from tools.cli import (canonical_trainer_name, default_cfg, merge_file, merge_opts, one_line_errors,  # noqa: E402
+                       one_line_image_errors, run_entry_point, start_run)
+from tools.run_folder import claimed_run_folder, train_settings  # noqa: E402
 
 if __name__ == "__main__":
     run_entry_point(main, build_parser(), "train.py")

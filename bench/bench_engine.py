@@ -29,6 +29,8 @@ from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 from dassl.engine import TRAINER_REGISTRY, TrainerX
 from dassl.optim import build_lr_scheduler, build_optimizer
 from dassl.utils import set_random_seed
+from interleaved import CLOCKS, format_spread  # bench/ is the script's folder, first on sys.path
+from tabulate import tabulate
 
 FEATURE_DIM = 512
 NUM_CLASSES = 100
@@ -84,10 +86,10 @@ class FeatureMLP(TrainerX):
         self.optim = build_optimizer(self.model, self.cfg.OPTIM)
         self.sched = build_lr_scheduler(self.optim, self.cfg.OPTIM)
         self.register_model("mlp", self.model, self.optim, self.sched)
-        self.model_seconds = 0.0
+        self.model_seconds = {"wall_s": 0.0, "cpu_s": 0.0}
 
     def forward_backward(self, batch):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         features, label, _ = self.parse_batch_train(batch)
         output = self.model(features)
         loss = F.cross_entropy(output, label)
@@ -95,7 +97,8 @@ class FeatureMLP(TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         summary = {"loss": loss.item()}
-        self.model_seconds += time.perf_counter() - start
+        self.model_seconds["wall_s"] += time.perf_counter() - start
+        self.model_seconds["cpu_s"] += time.process_time() - cpu_start
         return summary
 
 
@@ -111,18 +114,23 @@ def build_cfg(output_dir: str, args: argparse.Namespace):
     return cfg
 
 
-def profile_epoch(trainer: FeatureMLP) -> Dict[str, float]:
-    """Time one ``run_epoch`` (after a warm-up epoch) and split it into model vs engine."""
+def profile_epochs(trainer: FeatureMLP, rounds: int) -> Dict[str, Dict[str, list]]:
+    """Time ``rounds`` epochs of ``run_epoch`` (after a warm-up epoch), each split into model vs engine,
+    by wall and by CPU time: ``{clock: {"epoch": [...], "model": [...]}}``."""
     trainer.before_train()  # opens the tensorboard writer, as in real training
     trainer.epoch = 0
     trainer.run_epoch()  # warm-up: allocator, first-call overheads
-    trainer.model_seconds = 0.0
-    trainer.epoch = 1
-    start = time.perf_counter()
-    trainer.run_epoch()
-    epoch_seconds = time.perf_counter() - start
+    timings = {clock: {"epoch": [], "model": []} for clock in CLOCKS}
+    for trainer.epoch in range(1, rounds + 1):
+        trainer.model_seconds = {clock: 0.0 for clock in CLOCKS}
+        start, cpu_start = time.perf_counter(), time.process_time()
+        trainer.run_epoch()
+        epoch = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}
+        for clock in CLOCKS:
+            timings[clock]["epoch"].append(epoch[clock])
+            timings[clock]["model"].append(trainer.model_seconds[clock])
     trainer.close_writer()
-    return {"epoch": epoch_seconds, "model": trainer.model_seconds, "batches": trainer.num_batches}
+    return timings
 
 
 def engine_hotspots(trainer: FeatureMLP, top: int = 8) -> str:
@@ -143,6 +151,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs")
     parser.add_argument("--profile", action="store_true", help="also print the top functions by own time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -153,17 +162,21 @@ def main() -> None:
         sys.stdout = open(os.devnull, "w")  # progress lines still get formatted, just not shown
         try:
             trainer = FeatureMLP(build_cfg(output_dir, args))
-            timing = profile_epoch(trainer)
+            timings = profile_epochs(trainer, args.rounds)
         finally:
             sys.stdout.close()
             sys.stdout = stdout
-        fraction = timing["model"] / timing["epoch"]
-        per_batch_us = 1e6 * (timing["epoch"] - timing["model"]) / timing["batches"]
-        print(f"TrainerX epoch over cached tensors: {timing['batches']} batches of {args.batch_size}, "
-              f"MLP {FEATURE_DIM}-{args.hidden}-{args.hidden}-{NUM_CLASSES}, {args.threads} thread(s)")
-        print(f"epoch {timing['epoch']:.3f} s | model {timing['model']:.3f} s | engine {timing['epoch'] - timing['model']:.3f} s "
-              f"({per_batch_us:.0f} us/batch)")
-        print(f"fraction of the epoch in the model: {100 * fraction:.1f}% (target >= 90%)")
+        print(f"TrainerX epoch over cached tensors: {trainer.num_batches} batches of {args.batch_size}, "
+              f"MLP {FEATURE_DIM}-{args.hidden}-{args.hidden}-{NUM_CLASSES}, {args.threads} thread(s), "
+              f"{args.rounds} epochs; min / median / max over epochs (target: >= 90% in the model)")
+        rows = []
+        for clock, parts in timings.items():
+            engine = [epoch - model for epoch, model in zip(parts["epoch"], parts["model"])]
+            fractions = [model / epoch for epoch, model in zip(parts["epoch"], parts["model"])]
+            rows.append([clock[:-2], format_spread(parts["epoch"], digits=3), format_spread(engine, digits=3),
+                         format_spread([1e6 * e / trainer.num_batches for e in engine], digits=0),
+                         format_spread(fractions, 100, 1)])
+        print(tabulate(rows, headers=["clock", "epoch (s)", "engine (s)", "engine per batch (us)", "in the model (%)"]))
         if args.profile:
             trainer.init_writer(os.path.join(output_dir, "tensorboard"))
             print(engine_hotspots(trainer))

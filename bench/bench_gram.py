@@ -1,13 +1,14 @@
 """GRAM's numbers (issue 6) on a tiny CLIP: meta-gradients vs finite differences, and step costs.
 
-    python bench/bench_gram.py [--repeats 20]
+    python bench/bench_gram.py [--rounds 10] [--repeats 3] [--batch-size 32]
 
 1. Relative error of the meta-gradient w.r.t. the prompt init and phi against central finite
    differences (float64), second order (through the inner gradient) and first order (of the
    first-order surrogate, whose inner gradient is a constant).
 2. Cost of one outer step (one task: support + query of B/2 pairs each) relative to one plain
    prompt-tuning step on a batch of B pairs, both on the tiny CLIP's text tower with cached image
-   features, as meta-training runs for CoOp prompts.
+   features, as meta-training runs for CoOp prompts. The step kinds alternate over rounds
+   (``interleaved``); CPU and wall time, min / median / max of the per-round ratios.
 """
 import argparse
 import os
@@ -15,13 +16,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                 os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "third_party")]
 
 from tabulate import tabulate  # noqa: E402
+
+from interleaved import Timings, format_spread, interleaved_rounds, round_ratios  # noqa: E402
 
 import trainers  # noqa: E402,F401
 from tools.cli import default_cfg  # noqa: E402
@@ -33,6 +35,7 @@ from trainers.gram.meta_trainer import build_method_model  # noqa: E402
 from trainers.gram.regulator import GradientRegulator  # noqa: E402
 from trainers.gram.task_loss import PairBatch, make_pair_loss  # noqa: E402
 
+PLAIN = "plain prompt-tuning step"
 CAPTIONS = ["a red circle", "two blue stars on the left", "a sketch of a green square", "a noisy yellow ring",
             "three small striped triangles", "a dotted purple cross", "a big orange heart", "one checkered star"]
 
@@ -108,17 +111,8 @@ def finite_difference_errors(first_order: bool, samples: int = 6, eps: float = 1
     return {group: max(values) for group, values in errors.items()}
 
 
-def median_seconds(step, repeats: int) -> float:
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def step_costs(batch_size: int, repeats: int) -> dict:
+def step_costs(batch_size: int, rounds: int, repeats: int) -> Timings:
+    """Plain step and both outer steps, interleaved over rounds."""
     model = tiny_coop_model(torch.float32)
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     regulator = GradientRegulator({n: tuple(p.shape) for n, p in params.items()}, rank=16)
@@ -134,16 +128,19 @@ def step_costs(batch_size: int, repeats: int) -> dict:
         loss_fn(params, plain_batch).backward()
         optimizer.step()
 
-    costs = {"plain prompt-tuning step": median_seconds(plain_step, repeats)}
-    for name, first_order in (("GRAM outer step, second order", False), ("GRAM outer step, first order", True)):
+    def outer_step(first_order: bool):
         learner = MetaLearner(params, regulator, loss_fn, MetaLearningSettings(first_order=first_order))
-        costs[name] = median_seconds(lambda: learner.step([task], optimizer), repeats)
-    return costs
+        return lambda: learner.step([task], optimizer)
+
+    cases = {PLAIN: plain_step, "GRAM outer step, second order": outer_step(False),
+             "GRAM outer step, first order": outer_step(True)}
+    return interleaved_rounds(cases, rounds, repeats)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the interleaved step timing")
+    parser.add_argument("--repeats", type=int, default=3, help="steps of each kind per round")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
@@ -156,12 +153,17 @@ def main() -> None:
     print("Meta-gradient vs central finite differences (float64, tiny CLIP; max relative error, target <= 1e-4)")
     print(tabulate(rows, headers=["order", "prompt init", "phi"], tablefmt="github"))
 
-    costs = step_costs(args.batch_size, args.repeats)
-    plain = costs["plain prompt-tuning step"]
+    timings = step_costs(args.batch_size, args.rounds, args.repeats)
     print(f"\nStep cost, batch {args.batch_size} (tiny CLIP, CPU, {torch.get_num_threads()} threads; "
+          f"{args.rounds} interleaved rounds of {args.repeats} steps each; min / median / max over rounds; "
           "targets: second order <= 3x, first order <= 2x)")
-    print(tabulate([[k, f"{v * 1000:.1f} ms", f"{v / plain:.2f}x"] for k, v in costs.items()],
-                   headers=["step", "median", "vs plain"], tablefmt="github"))
+    rows = []
+    for name, clocks in timings.items():
+        ratios = round_ratios(timings, name, PLAIN)
+        rows.append([name, format_spread(clocks["cpu_s"], 1000, 1), format_spread(clocks["wall_s"], 1000, 1),
+                     format_spread(ratios["cpu_s"]), format_spread(ratios["wall_s"])])
+    print(tabulate(rows, headers=["step", "CPU (ms)", "wall (ms)", "vs plain, CPU (x)", "vs plain, wall (x)"],
+                   tablefmt="github"))
 
 
 if __name__ == "__main__":

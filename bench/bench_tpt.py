@@ -7,18 +7,20 @@ tiny CLIP. TPT_GRAM uses a structure-induced regulator over the world's cluster 
 latency does not depend on the regulator's trained values, so an untrained one is used here.
 """
 import argparse
+import itertools
 import os
 import sys
 import tempfile
-import time
+from typing import Callable
 
-import numpy as np
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "third_party")]
 
 from tabulate import tabulate  # noqa: E402
+
+from interleaved import format_spread, interleaved_rounds, round_ratios  # noqa: E402
 
 import trainers  # noqa: E402,F401
 from datasets.toy_world import build_world  # noqa: E402
@@ -60,19 +62,21 @@ def meta_checkpoint(trainer, clip_path: str, folder: str) -> str:
     return path
 
 
-def latency(trainer, samples: int, tune: bool) -> float:
+def per_sample(trainer, samples: int, tune: bool) -> Callable[[], None]:
+    """A call that predicts the next test sample (cycling over the first ``samples``)."""
     tuner = trainer.build_tuner()
     batches = [trainer.parse_batch_test(b)[0][0] for _, b in zip(range(samples), trainer.test_loader)]
-    times = []
-    for views in batches:
-        start = time.perf_counter()
+    position = itertools.cycle(range(len(batches)))
+
+    def predict() -> None:
+        views = batches[next(position)]
         if tune:
             tuner.predict(views)
         else:
             with torch.no_grad():
                 tuner.logits(trainer.model.image_features(views[:1]))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+
+    return predict
 
 
 def main() -> None:
@@ -89,13 +93,19 @@ def main() -> None:
     tpt = build("TPT", root, clip_path, args.views)
     ckpt = meta_checkpoint(tpt, clip_path, work)
     gram = build("TPT_GRAM", root, clip_path, args.views, ["TRAINER.GRAM.META_CKPT", ckpt])
-    rows = {"zero-shot (1 view, no tuning)": latency(tpt, args.samples, tune=False),
-            "TPT": latency(tpt, args.samples, tune=True),
-            "TPT_GRAM": latency(gram, args.samples, tune=True)}
-    print(f"Per-sample latency, {args.views} views, 10 classes, tiny CLIP, {args.threads} thread(s) "
-          "(target: TPT_GRAM <= 1.3x TPT)")
-    print(tabulate([[k, f"{v * 1000:.1f} ms", f"{v / rows['TPT']:.2f}x"] for k, v in rows.items()],
-                   headers=["method", "median per sample", "vs TPT"], tablefmt="github"))
+    cases = {"zero-shot (1 view, no tuning)": per_sample(tpt, args.samples, tune=False),
+             "TPT": per_sample(tpt, args.samples, tune=True),
+             "TPT_GRAM": per_sample(gram, args.samples, tune=True)}
+    timings = interleaved_rounds(cases, args.samples)
+    print(f"Per-sample latency, {args.views} views, 10 classes, tiny CLIP, {args.threads} thread(s); the methods "
+          f"take turns on each of {args.samples} samples (rounds); min / median / max (target: TPT_GRAM <= 1.3x TPT)")
+    rows = []
+    for name, clocks in timings.items():
+        ratios = round_ratios(timings, name, "TPT")
+        rows.append([name, format_spread(clocks["cpu_s"], 1000, 1), format_spread(clocks["wall_s"], 1000, 1),
+                     format_spread(ratios["cpu_s"]), format_spread(ratios["wall_s"])])
+    print(tabulate(rows, headers=["method", "CPU per sample (ms)", "wall per sample (ms)", "vs TPT, CPU (x)",
+                                  "vs TPT, wall (x)"], tablefmt="github"))
 
 
 if __name__ == "__main__":

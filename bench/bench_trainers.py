@@ -2,8 +2,9 @@
 
 1. CoOp epoch time with the frozen-image-tower fast path (``CACHE_IMAGE_FEATURES``) against the
    ordinary path: same tiny CLIP, same data (a Caltech101-layout fixture of 224-pixel JPEGs, as
-   real datasets store images larger than the network input), best of several epochs each, plus
-   the one-off time to build the cache.
+   real datasets store images larger than the network input), epochs of the two paths alternating
+   over rounds (CPU and wall time, min / median / max), plus the one-off time to build the cache.
+   (Whole runs, cache build included: ``bench_feature_cache.py``.)
 2. Peak memory (process peak RSS, measured in a fresh subprocess per case) of CoOp and CoCoOp
    training steps with 1000 classes at batch 32, with the chunked text encoder; for comparison
    CoOp without chunking, and CoCoOp with glibc's mmap threshold fixed at 128 KiB
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -29,10 +31,12 @@ if REPO not in sys.path:
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from interleaved import format_spread, interleaved_rounds, round_ratios  # noqa: E402
+
 from testing.tiny_clip import build_tiny_clip, ensure_tiny_clip  # noqa: E402
 from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 
-SPEED_CLASSES, SPEED_SHOTS, SPEED_EPOCHS = 10, 16, 3
+SPEED_CLASSES, SPEED_SHOTS, SPEED_ROUNDS = 10, 16, 5
 MEMORY_CLASSES, MEMORY_BATCH, MEMORY_STEPS = 1000, 32, 1
 
 
@@ -60,35 +64,37 @@ def coop_trainer(root: str, output_dir: str, checkpoint: str, cached: bool):
     return build_trainer(cfg)
 
 
-def timed_epochs(trainer, epochs: int) -> list:
-    times = []
-    for trainer.epoch in range(epochs):
+def next_epoch(trainer) -> Callable[[], None]:
+    """A call that runs the trainer's next epoch."""
+    def run() -> None:
         trainer.before_epoch()
-        start = time.perf_counter()
         trainer.run_epoch()
-        times.append(time.perf_counter() - start)
-    return times
+        trainer.epoch += 1
+
+    trainer.epoch = 0
+    return run
 
 
-def bench_speed(work_dir: str) -> dict:
+def bench_speed(work_dir: str, rounds: int) -> dict:
     from datasets.fixtures import build_fixture
 
     root = os.path.join(work_dir, "data")
     if not os.path.isdir(os.path.join(root, "caltech-101")):
         build_fixture("Caltech101", root, num_classes=SPEED_CLASSES, images_per_class=40, image_size=224)
     checkpoint = ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt"))
-    results = {}
+    results, cases = {}, {}
     for cached in (False, True):
+        path = "cached" if cached else "uncached"
         trainer = coop_trainer(root, os.path.join(work_dir, f"coop_cached{cached}"), checkpoint, cached)
         start = time.perf_counter()
         trainer.before_train()
-        setup = time.perf_counter() - start
-        epochs = timed_epochs(trainer, SPEED_EPOCHS)
-        results["cached" if cached else "uncached"] = {
-            "epoch_s": min(epochs), "epochs_s": epochs, "setup_s": setup,
-            "batches": trainer.num_batches, "train_images": len(trainer.dm.dataset.train_x),
-        }
-    results["speedup"] = results["uncached"]["epoch_s"] / results["cached"]["epoch_s"]
+        results[path] = {"setup_s": time.perf_counter() - start, "batches": len(trainer.train_loader_x),
+                         "train_images": len(trainer.dm.dataset.train_x)}
+        cases[path] = next_epoch(trainer)
+    timings = interleaved_rounds(cases, rounds)
+    for path, clocks in timings.items():
+        results[path].update({f"epoch_{clock}": values for clock, values in clocks.items()})
+    results["speedup"] = round_ratios(timings, "uncached", "cached")
     return results
 
 
@@ -144,6 +150,7 @@ def main() -> None:
     parser.add_argument("--out", default="", help="write the results as JSON here")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: steady timings on a shared machine)")
+    parser.add_argument("--rounds", type=int, default=SPEED_ROUNDS, help="interleaved epochs of each CoOp path")
     parser.add_argument("--memory-case", nargs=2, metavar=("METHOD", "CHUNK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -154,11 +161,16 @@ def main() -> None:
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_trainers_")
     results = {"threads": torch.get_num_threads()}
     if args.part in ("speed", "all"):
-        speed = results["speed"] = bench_speed(work_dir)
-        print(tabulate([[path, f"{speed[path]['epoch_s']:.3f}", f"{speed[path]['setup_s']:.2f}", speed[path]["batches"]]
-                        for path in ("uncached", "cached")],
-                       headers=["CoOp path", "epoch (s, best)", "before_train (s)", "batches/epoch"]))
-        print(f"cached-feature speedup per epoch: {speed['speedup']:.1f}x")
+        speed = results["speed"] = bench_speed(work_dir, args.rounds)
+        print(f"CoOp epochs, tiny CLIP (64 wide, 2 layers, 32 px), {SPEED_CLASSES} classes x {SPEED_SHOTS} shots of "
+              f"224-pixel JPEGs, batch 32, {torch.get_num_threads()} thread(s); the paths alternate over "
+              f"{args.rounds} rounds of one epoch each; min / median / max")
+        print(tabulate([[path, format_spread(speed[path]["epoch_cpu_s"], digits=3),
+                         format_spread(speed[path]["epoch_wall_s"], digits=3), f"{speed[path]['setup_s']:.2f}",
+                         speed[path]["batches"]] for path in ("uncached", "cached")],
+                       headers=["CoOp path", "epoch CPU (s)", "epoch wall (s)", "before_train (s)", "batches/epoch"]))
+        print(f"cached-feature speed-up per epoch: CPU {format_spread(speed['speedup']['cpu_s'], digits=1)}x, "
+              f"wall {format_spread(speed['speedup']['wall_s'], digits=1)}x")
     if args.part in ("memory", "all"):
         memory = results["memory"] = bench_memory()
         print(tabulate([[m["method"], m["text_chunk"] or "off", m["malloc"], f"{m['peak_rss_mib']:.0f}",

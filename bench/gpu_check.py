@@ -217,9 +217,9 @@ def check_kmeans(device: str, rows: int = 1_000_000, dim: int = 512, k: int = 25
     import numpy as np
 
     from clustering.features import PairedFeatures
-    from clustering.kmeans import fit_joint_kmeans, gpu_available
+    from clustering.kmeans import fit_joint_kmeans, kmeans_gpus
 
-    use_gpu = device == "cuda" and gpu_available()
+    use_gpu = kmeans_gpus(device == "cuda")
     rng = np.random.default_rng(0)
     image = rng.standard_normal((rows, dim), dtype=np.float32)
     text = rng.standard_normal((rows, dim), dtype=np.float32)
@@ -227,7 +227,7 @@ def check_kmeans(device: str, rows: int = 1_000_000, dim: int = 512, k: int = 25
     result = fit_joint_kmeans(PairedFeatures(image, text), k, niter=20, use_gpu=use_gpu)
     elapsed = time.perf_counter() - start
     ok = bool(np.isfinite(result.centroids).all()) and len(np.unique(result.assignment)) > 1
-    note = f"{rows:,} x {dim}, k={k}, " + ("FAISS GPU" if use_gpu else "FAISS CPU (this build sees no GPU)")
+    note = f"{rows:,} x {dim}, k={k}, " + (f"FAISS on {use_gpu} GPU(s)" if use_gpu else "FAISS CPU (this build sees no GPU)")
     return CheckResult("k-means", steps=1, ok=ok, seconds_per_step=elapsed, note=note)
 
 

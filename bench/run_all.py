@@ -2,9 +2,12 @@
 
 Each benchmark is its own script (run one alone for its options); this runs them in turn with
 settings sized for a 2-core machine and prints their tables. ``--full`` uses the issues' full sizes
-(1M-pair clustering, 1,000-class memory cases); ``--toy`` adds the toy-world accuracy tables: the demo's
-base-to-new runs (read from ``output/demo``) and ``bench_toy_gram.py`` (CoOp vs CoOp_GRAM and its ablations at
-16 and 1 shots, from the demo's world and meta checkpoint).
+(1M-pair clustering, 1,000-class memory cases); ``--toy`` adds the toy-world accuracy tables, from the
+demo's world, clusters and meta checkpoint (run ``make demo`` first): the demo's base-to-new runs (read from
+``output/demo``), ``bench_toy_gram.py`` (CoOp vs CoOp_GRAM and its ablations at 16 and 1 shots),
+``bench_toy_meta_select.py`` (the choice of the meta settings on held-out meta-tasks),
+``bench_toy_protocols.py`` (few-shot, base-to-new, DG, cross-dataset, seeds 1-3, paired intervals; the
+methods of ``--toy-methods``) and ``bench_toy_ablation.py`` (flat k-means vs CMHC, tasks, prototypes).
 """
 import argparse
 import os
@@ -18,13 +21,17 @@ REPO = os.path.dirname(BENCH)
 QUICK = {
     "bench_engine.py": [],
     "bench_trainers.py": [],
-    "bench_gram.py": ["--repeats", "10"],
+    "bench_feature_cache.py": ["--setup", "tiny"],
+    "bench_pretrain_load.py": ["--rounds", "1"],
+    "bench_gram.py": ["--rounds", "6"],
     "bench_clustering.py": ["--sizes", "50000,200000", "--compare-size", "5000"],
     "bench_dataloading.py": ["--n", "256"],
     "bench_results.py": [],
+    "bench_startup.py": ["--rounds", "3"],
     "bench_open_clip.py": ["--steps", "2"],
 }
-FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": []})
+FULL = dict(QUICK, **{"bench_gram.py": [], "bench_clustering.py": [], "bench_dataloading.py": [],
+                      "bench_feature_cache.py": [], "bench_pretrain_load.py": []})
 
 
 def main() -> None:
@@ -32,6 +39,8 @@ def main() -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the issues' full sizes")
     parser.add_argument("--toy", action="store_true", help="also print the demo's toy-world table")
+    parser.add_argument("--toy-methods", nargs="+", default=["CoOp"],
+                        help="with --toy: the prompt methods of bench_toy_protocols.py (CoOp CoCoOp VPT MaPLe)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these scripts")
     args = parser.parse_args()
     plan = FULL if args.full else QUICK
@@ -49,9 +58,12 @@ def main() -> None:
     if args.toy:
         print("\n##### toy world base-to-new (output/demo)", flush=True)
         subprocess.run([sys.executable, "parse_test_res.py", "output/demo", "--protocol", "base2new"], cwd=REPO, env=env)
-        print("\n##### bench_toy_gram.py", flush=True)
-        if subprocess.run([sys.executable, os.path.join(BENCH, "bench_toy_gram.py")], cwd=REPO, env=env).returncode:
-            failed.append("bench_toy_gram.py")
+        toy = {"bench_toy_gram.py": [], "bench_toy_meta_select.py": [],
+               "bench_toy_protocols.py": ["--methods"] + args.toy_methods, "bench_toy_ablation.py": []}
+        for script, options in toy.items():
+            print(f"\n##### {script} {' '.join(options)}", flush=True)
+            if subprocess.run([sys.executable, os.path.join(BENCH, script)] + options, cwd=REPO, env=env).returncode:
+                failed.append(script)
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
 

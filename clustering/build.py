@@ -5,6 +5,7 @@
 ``method="cmhc"`` (journal extension): ``k`` k-means leaves merged into the levels ``levels``
 (coarse to fine) by cross-modal average linkage (see ``cmhc``).
 For every level: assignments, sizes, image/text/joint prototypes and the structure complexity.
+``prototype_strength`` > 0 builds CMHC prototypes with the clusters' complexity (``prototypes``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .cmhc import average_linkage_levels, cross_modal_affinity, parent_map
 from .complexity import structure_complexity
 from .features import FeatureError, PairedFeatures
 from .kmeans import KMeansResult, fit_joint_kmeans, kmeans_gpus
+from .prototypes import complexity_informed_prototypes
 from .split_file import ClusterLevel, ClusterSplit
 from .stats import ClusterStats
 
@@ -34,6 +36,7 @@ class ClusteringSettings:
     max_points_per_centroid: int = 256  # k-means trains on at most k * this many pairs
     affinity_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # (w_ii, w_tt, w_it)
     complexity_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # dispersion, disagreement, substructure
+    prototype_strength: float = 0.0  # gamma of the complexity-informed prototypes (0: plain means)
     gpu: bool = False
     chunk_size: int = 16384  # rows per pass chunk
 
@@ -45,6 +48,8 @@ class ClusteringSettings:
         """Refuse settings that cannot be met on ``num_pairs`` pairs."""
         if self.method not in METHODS:
             raise ValueError(f"unknown clustering method {self.method!r}; expected one of {METHODS}")
+        if self.prototype_strength < 0:
+            raise ValueError(f"prototype_strength must be >= 0, got {self.prototype_strength}")
         if min(self.k, self.niter, self.nredo, self.max_points_per_centroid, self.chunk_size) < 1:
             raise ValueError(f"k, niter, nredo, max_points_per_centroid and chunk_size must be >= 1, got "
                              f"{self.k}, {self.niter}, {self.nredo}, {self.max_points_per_centroid}, {self.chunk_size}")
@@ -67,11 +72,11 @@ class ClusteringSettings:
 
 
 def _level(assignment: np.ndarray, stats: ClusterStats, complexity: np.ndarray,
-           parent: Optional[np.ndarray]) -> ClusterLevel:
+           parent: Optional[np.ndarray], prototypes: Optional[tuple] = None) -> ClusterLevel:
+    image, text, joint = prototypes or (stats.image_prototypes(), stats.text_prototypes(), stats.joint_prototypes())
     return ClusterLevel(num_clusters=int(stats.count.shape[0]), assignment=assignment.astype(np.int32),
-                        sizes=stats.count.copy(), image_prototypes=stats.image_prototypes(),
-                        text_prototypes=stats.text_prototypes(), joint_prototypes=stats.joint_prototypes(),
-                        complexity=complexity, parent=parent)
+                        sizes=stats.count.copy(), image_prototypes=image, text_prototypes=text,
+                        joint_prototypes=joint, complexity=complexity, parent=parent)
 
 
 def _check_unique_ids(ids: Sequence[str], source: str) -> None:
@@ -99,6 +104,7 @@ def _cmhc_levels(leaves: ClusterStats, leaf_of_pair: np.ndarray, settings: Clust
     affinity = cross_modal_affinity(leaves.image_means(), leaves.text_means(), settings.affinity_weights)
     leaf_labels = average_linkage_levels(affinity, leaves.count, level_sizes)
     finer_labels = leaf_labels[1:] + [np.arange(num_leaves)]
+    leaf_complexity = structure_complexity(leaves, None, settings.complexity_weights)
     levels = []
     for index, (labels, num_clusters) in enumerate(zip(leaf_labels, level_sizes)):
         stats = leaves.merge(labels, num_clusters)
@@ -106,7 +112,11 @@ def _cmhc_levels(leaves: ClusterStats, leaf_of_pair: np.ndarray, settings: Clust
         children = np.bincount(parent_map(finer, labels, int(finer.max()) + 1), minlength=num_clusters)
         complexity = structure_complexity(stats, children, settings.complexity_weights)
         parent = parent_map(labels, leaf_labels[index - 1], num_clusters) if index > 0 else None
-        levels.append(_level(labels[leaf_of_pair], stats, complexity, parent))
+        prototypes = None
+        if settings.prototype_strength > 0:
+            prototypes = complexity_informed_prototypes(leaves, labels, num_clusters, leaf_complexity, complexity,
+                                                        settings.prototype_strength)
+        levels.append(_level(labels[leaf_of_pair], stats, complexity, parent, prototypes))
     return levels
 
 

@@ -19,7 +19,9 @@ papers give no formula, this is the project's):
   near pairs still occur.
 
 (Weights are floored at 1e-6 so every eligible cluster keeps a chance.) With ``adaptive=False`` both
-clusters are uniform over the eligible ones. Each call of ``sample`` /
+clusters are uniform over the eligible ones. ``clusters`` restricts both draws to a subset of the level's
+clusters: meta-training on some clusters while validation tasks come from the others
+(``held_out_clusters``, the validation protocol of ``meta_trainer``). Each call of ``sample`` /
 ``sample_tasks`` draws from a generator seeded by ``(seed, step)`` and then advances ``step``, so
 the same seed gives the same sequence of meta-batches, and a resumed run continues it exactly
 (``state_dict`` / ``load_state_dict``).
@@ -27,6 +29,7 @@ the same seed gives the same sequence of meta-batches, and a resumed run continu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -52,11 +55,23 @@ def path_complexity(split: ClusterSplit, level: int) -> np.ndarray:
     return score
 
 
+def held_out_clusters(split: ClusterSplit, level: int, count: int, min_size: int, seed: int) -> np.ndarray:
+    """``count`` clusters of ``level`` (with >= ``min_size`` pairs) drawn at random with ``seed``, sorted:
+    the domains that validation tasks come from and meta-training never sees."""
+    sizes = split.levels[level].sizes
+    eligible = np.flatnonzero(sizes >= min_size)
+    if count < 2 or count > eligible.shape[0] - 2:
+        raise ValueError(f"holding out {count} clusters needs 2 <= count <= {eligible.shape[0] - 2}: a task takes "
+                         f"two clusters, and level {level} has {eligible.shape[0]} with >= {min_size} pairs")
+    return np.sort(np.random.default_rng([seed, count]).choice(eligible, size=count, replace=False))
+
+
 class TaskSampler:
     """Draws meta-batches of cross-cluster tasks from one level of a split."""
 
     def __init__(self, split: ClusterSplit, level: int = -1, support_size: int = 16, query_size: int = 16,
-                 seed: int = 0, adaptive: bool = True, pair_temperature: float = 0.2) -> None:
+                 seed: int = 0, adaptive: bool = True, pair_temperature: float = 0.2,
+                 clusters: Optional[Sequence[int]] = None) -> None:
         num_levels = len(split.levels)
         if not -num_levels <= level < num_levels:
             raise IndexError(f"level {level} does not exist: the split has {num_levels} level(s)")
@@ -75,11 +90,16 @@ class TaskSampler:
         chosen = split.levels[self.level]
         self.members = self._members_by_cluster(chosen.assignment, chosen.num_clusters)
         self.similarity = (chosen.joint_prototypes @ chosen.joint_prototypes.T).astype(np.float64)
-        self.query_eligible = chosen.sizes >= query_size
+        allowed = np.ones(chosen.num_clusters, dtype=bool)
+        if clusters is not None:
+            allowed[:] = False
+            allowed[np.asarray(clusters, dtype=np.int64)] = True
+        self.query_eligible = (chosen.sizes >= query_size) & allowed
         partners = self.query_eligible.sum() - self.query_eligible
-        self.support_eligible = (chosen.sizes >= support_size) & (partners > 0)
+        self.support_eligible = (chosen.sizes >= support_size) & (partners > 0) & allowed
         if not self.support_eligible.any():
-            raise ValueError(f"level {self.level} has no two different clusters with >= {support_size} "
+            among = "" if clusters is None else f" among clusters {sorted(int(c) for c in clusters)}"
+            raise ValueError(f"level {self.level} has no two different clusters{among} with >= {support_size} "
                              f"(support) and >= {query_size} (query) pairs; cluster sizes: {chosen.sizes.tolist()}")
         weight = path_complexity(split, self.level) if adaptive else np.ones(chosen.num_clusters)
         self.log_weight = np.log(np.maximum(weight, 1e-6))

@@ -11,7 +11,6 @@ from . import base
 @DATASET_REGISTRY.register()
 class Food101(base.CoOpStyleDataset):
     dataset_dir = "food-101"
-    image_subdirs = ("images",)
     split_filename = "split_zhou_Food101.json"
     layout = "food-101/{images/<class>/, split_zhou_Food101.json}"
 

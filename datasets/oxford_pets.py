@@ -14,7 +14,6 @@ from . import base
 @DATASET_REGISTRY.register()
 class OxfordPets(base.CoOpStyleDataset):
     dataset_dir = "oxford_pets"
-    image_subdirs = ("images",)
     split_filename = "split_zhou_OxfordPets.json"
     layout = "oxford_pets/{images/, annotations/, split_zhou_OxfordPets.json}"
 

@@ -59,6 +59,18 @@ run_folder() {
     echo "${OUTPUT}/${folder}"
 }
 
+# stage_job OUT FILE COMMAND...: run COMMAND (a GRAM stage writing into OUT) unless OUT/FILE exists.
+stage_job() {
+    local out=$1 file=$2
+    shift 2
+    if [ -f "${out}/${file}" ]; then
+        echo "Results are available in ${out}. Skip this job"
+        return 0
+    fi
+    echo "Run this job and save the output to ${out}"
+    "$@"
+}
+
 # trainer_config CFG: the config file in the first of CFG_DIRS that has it.
 trainer_config() {
     local dir

@@ -1,15 +1,9 @@
 """Launching the entry points in new processes as a user does (and under torchrun: gloo on this CPU machine)."""
-import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def subprocess_env() -> dict:
-    """This environment with the repository (and its bundled engine) importable, one thread per process."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "third_party"), ROOT]),
-                OMP_NUM_THREADS="1")
+from helpers_clip import REPO as ROOT
+from helpers_clip import entry_point_env
 
 
 def corpus_and_tiny_clip(root, n: int, n_corrupt: int):
@@ -26,4 +20,4 @@ def torchrun(nproc: int, *arguments: str, timeout: int = 300) -> subprocess.Comp
     """``torchrun --standalone --nproc-per-node nproc arguments...`` from the repository root."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                *arguments]
-    return subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=ROOT, env=entry_point_env(), capture_output=True, text=True, timeout=timeout)

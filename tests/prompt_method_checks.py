@@ -52,6 +52,24 @@ def check_result_lines_and_reload(trained: Dict, capsys, trainer_name: str, conf
     return accuracy
 
 
+def shared_tests(trainer_name: str, config: str, epochs: int):
+    """The two tests every prompt-method test file runs on its module's ``trained`` fixture (assign them to
+    module-level names so pytest collects them): the training loss falls, and evaluation prints Dassl's
+    result lines while a trainer reloaded from the checkpoint reproduces the accuracy."""
+
+    def test_training_loss_falls(trained):
+        means = epoch_means(trained["history"])
+        assert len(means) == epochs and means[-1] < 0.9 * means[0]
+
+    def test_evaluation_prints_result_lines_and_reload_reproduces_accuracy(trained, capsys, dataset_root,
+                                                                           tiny_vit_checkpoint, tmp_path):
+        accuracy = check_result_lines_and_reload(trained, capsys, trainer_name, config, dataset_root,
+                                                 tiny_vit_checkpoint, str(tmp_path), epochs)
+        assert accuracy > 25.0  # four classes: above chance
+
+    return test_training_loss_falls, test_evaluation_prints_result_lines_and_reload_reproduces_accuracy
+
+
 def sample_images(trainer, count: int = 4) -> torch.Tensor:
     return next(iter(trainer.test_loader))["img"][:count].to(trainer.device)
 

@@ -9,6 +9,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from trainers.backbone import feature_cache
 from trainers.backbone.feature_cache import (CachedFeatureLoader, cached_train_loader, compute_feature_views,
                                              item_seed)
 
@@ -55,7 +56,7 @@ def test_deterministic_transform_gives_the_slow_path_features(data_source):
     assert labels.tolist() == [item.label for item in data_source]
 
 
-def test_random_views_are_seeded_distinct_and_leave_global_rng_alone(data_source):
+def test_random_views_are_seeded_distinct_and_leave_global_rng_alone(data_source, monkeypatch):
     loader = DataLoader(ImageFiles(data_source, RANDOM_TFM), batch_size=4)
     state = torch.random.get_rng_state()
     first, _ = compute_feature_views(encode, loader, 2, 7, CPU)
@@ -65,6 +66,7 @@ def test_random_views_are_seeded_distinct_and_leave_global_rng_alone(data_source
     assert torch.equal(first, again)
     assert not torch.equal(first[0], first[1])
     assert not torch.equal(first, other_seed)
+    monkeypatch.setattr(feature_cache, "MIN_ENCODE_BATCH", 1)  # batches of one item, spread over both workers
     with_workers = DataLoader(ImageFiles(data_source, RANDOM_TFM), batch_size=3, num_workers=2)
     assert torch.equal(compute_feature_views(encode, with_workers, 2, 7, CPU)[0], first)
 

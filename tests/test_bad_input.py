@@ -108,7 +108,8 @@ def test_meta_training_refuses_pixels_from_another_corpus(fingerprinted_split, t
     assert one_line(error).startswith(f"corpus {other} (fingerprint") and manifest in str(error.value)
     trainer = build_meta_trainer(split_file, tiny_vit_checkpoint, str(tmp_path / "meta"),
                                  VPT_OPTS + ["TRAINER.GRAM.CORPUS", manifest])
-    assert len(trainer.images.images) == trainer.split.num_pairs
+    pixels = trainer.pixels.dataset  # streamed: every image of the split is found in the right corpus
+    assert len(pixels) == trainer.split.num_pairs and pixels.locator.unlocated == 0
 
 
 @pytest.mark.scenario("train.py", "bad input")

@@ -58,6 +58,13 @@ def test_average_linkage_matches_sklearn_on_single_points():
         assert adjusted_rand_score(reference.fit_predict(1.0 - affinity), labels) == pytest.approx(1.0)
 
 
+def _cmhc_ari(image, text, labels, k: int, clusters: int, weights) -> float:
+    """ARI of one CMHC level of ``clusters`` clusters (from ``k`` leaves) against the planted labels."""
+    settings = ClusteringSettings(method="cmhc", k=k, levels=(clusters,), affinity_weights=weights)
+    split = build_split(image, text, _ids(labels.size), settings, "fp")
+    return adjusted_rand_score(labels, split.levels[0].assignment)
+
+
 def _agreeing_and_disagreeing_pairs(seed=0, per_cluster=200, dim=48):
     """Six planted clusters of CLIP-like pairs (a caption's feature points where its image's does,
     plus a shared modality gap). Clusters 0, 1: both modalities distinct. Clusters 2, 3: the same
@@ -81,10 +88,7 @@ def _agreeing_and_disagreeing_pairs(seed=0, per_cluster=200, dim=48):
     ((1, 1, 0), True),  # both together split all six
 ])
 def test_combined_affinity_resolves_clusters_where_modalities_disagree(weights, recovered):
-    image, text, labels = _agreeing_and_disagreeing_pairs()
-    settings = ClusteringSettings(method="cmhc", k=36, levels=(6,), affinity_weights=weights)
-    split = build_split(image, text, _ids(labels.size), settings, "fp")
-    ari = adjusted_rand_score(labels, split.levels[0].assignment)
+    ari = _cmhc_ari(*_agreeing_and_disagreeing_pairs(), k=36, clusters=6, weights=weights)
     assert (ari >= 0.9) == recovered, f"ARI {ari:.3f} with weights {weights}"
 
 
@@ -112,10 +116,7 @@ def _pairs_with_modality_nuisance(seed=0, num_pairs=1600, dim=64, strength=1.5):
     ((0, 0, 1), True),  # image-text similarity ignores both nuisances
 ])
 def test_cross_modal_similarity_sees_concepts_through_modality_nuisance(weights, recovered):
-    image, text, labels = _pairs_with_modality_nuisance()
-    settings = ClusteringSettings(method="cmhc", k=48, levels=(4,), affinity_weights=weights)
-    split = build_split(image, text, _ids(labels.size), settings, "fp")
-    ari = adjusted_rand_score(labels, split.levels[0].assignment)
+    ari = _cmhc_ari(*_pairs_with_modality_nuisance(), k=48, clusters=4, weights=weights)
     assert (ari >= 0.9) == recovered, f"ARI {ari:.3f} with weights {weights}"
 
 

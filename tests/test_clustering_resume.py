@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from datasets.fixtures import build_corpus_fixture
-from helpers_distributed import ROOT, corpus_and_tiny_clip, subprocess_env
-from trainers.backbone.transforms import clip_preprocess
+from helpers_clip import REPO as ROOT
+from helpers_clip import entry_point_env
 from clustering import load_encoded
 from clustering.encode import describe_transform
+from helpers_distributed import corpus_and_tiny_clip
+from trainers.backbone.transforms import clip_preprocess
 
 SHARD_SIZE = 8
 KILLED_AT_SHARD = 3
@@ -60,7 +62,7 @@ def _run(corpus, checkpoint, out, script=None):
     """cluster.py in a new process; returns (exit code, stdout + stderr)."""
     command = [sys.executable, "-c", script, *_arguments(corpus, checkpoint, out)] if script else \
         [sys.executable, os.path.join(ROOT, "cluster.py"), *_arguments(corpus, checkpoint, out)]
-    result = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, cwd=ROOT, env=entry_point_env(), capture_output=True, text=True, timeout=300)
     return result.returncode, result.stdout + result.stderr
 
 
@@ -88,6 +90,7 @@ def test_transform_key_has_no_memory_address():
     assert "0x" not in key and "to_rgb" in key
 
 
+@pytest.mark.slow
 def test_rerun_in_a_new_process_reuses_every_shard(corpus_and_clip, straight_run):
     corpus, checkpoint = corpus_and_clip
     out, first = straight_run
@@ -97,6 +100,7 @@ def test_rerun_in_a_new_process_reuses_every_shard(corpus_and_clip, straight_run
     assert _counts(again) == (38, 0, 38)
 
 
+@pytest.mark.slow
 def test_run_killed_mid_encoding_resumes_from_its_finished_shards(corpus_and_clip, straight_run, tmp_path):
     corpus, checkpoint = corpus_and_clip
     code, output = _run(corpus, checkpoint, tmp_path, script=KILLING_CLUSTER)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch.multiprocessing as mp
 
-from helpers_distributed import ROOT, corpus_and_tiny_clip, subprocess_env, torchrun
 from clustering import load_encoded, load_split
+from helpers_clip import REPO as ROOT
+from helpers_clip import entry_point_env
+from helpers_distributed import corpus_and_tiny_clip, torchrun
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +22,11 @@ def _arguments(corpus, checkpoint, out):
             "--k", "3", "--batch-size", "4", "--shard-size", "6", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_two_ranks_encode_the_same_features_as_one_process(corpus_and_clip, tmp_path):
     corpus, checkpoint = corpus_and_clip
     single = subprocess.run([sys.executable, *_arguments(corpus, checkpoint, tmp_path / "one")], cwd=ROOT,
-                            env=subprocess_env(), capture_output=True, text=True, timeout=300)
+                            env=entry_point_env(), capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
     result = torchrun(2, *_arguments(corpus, checkpoint, tmp_path / "two"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -54,6 +57,7 @@ def _agree_on(rank, port, results):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ranks_given_another_clip_are_refused_before_any_work():
     import socket
 

@@ -5,10 +5,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 
+from helpers_clip import entry_point_env
+from helpers_distributed import torchrun
 from helpers_gram import REPO
-from helpers_distributed import subprocess_env, torchrun
 from trainers.gram.meta_checkpoint import load_meta_checkpoint
 
 # meta_train.py whose rank 1 kills itself (SIGKILL) when epoch 2 starts, the first time only.
@@ -45,12 +47,13 @@ def _assert_same_checkpoint(path, reference_path):
         torch.testing.assert_close(checkpoint.regulator_state[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_two_ranks_killed_and_relaunched_give_the_one_process_meta_checkpoint(gram_split, tiny_vit_checkpoint,
                                                                              tmp_path):
     split_file, _ = gram_split
     single = subprocess.run([sys.executable, "meta_train.py", *_arguments(split_file, tiny_vit_checkpoint,
                                                                           tmp_path / "one")],
-                            cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+                            cwd=REPO, env=entry_point_env(), capture_output=True, text=True, timeout=600)
     assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
 
     os.environ["KILL_MARKER"] = str(tmp_path / "killed")

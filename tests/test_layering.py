@@ -110,3 +110,14 @@ def test_import_trainers_loads_no_faiss_and_no_clustering_module():
     assert "trainers.gram_trainers" in loaded and "trainers.coop" in loaded  # it did register the trainers
     offending = [name for name in loaded if name.split(".")[0] in ("faiss", "clustering")]
     assert not offending
+
+
+def test_test_modules_take_the_session_fixtures_from_conftest():
+    """Importing a fixture into a test module would give it its own copy, set up again for that module."""
+    conftest = ast.parse(open(os.path.join(REPO, "tests", "conftest.py")).read())
+    fixtures = {node.name for node in conftest.body if isinstance(node, ast.FunctionDef)}
+    assert {"tiny_vit_checkpoint", "dataset_root", "gram_split"} <= fixtures
+    imported = [f"{module} imports {alias.name}" for module, path in project_sources() if module.startswith("tests.")
+                for node in ast.walk(ast.parse(open(path).read())) if isinstance(node, ast.ImportFrom)
+                for alias in node.names if alias.name in fixtures]
+    assert not imported

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from datasets import corpus_index
-from helpers_gram import REPO
 from datasets.corpus import ImageTextCorpus
 from datasets.fixtures import build_corpus_fixture
-from helpers_distributed import ROOT, subprocess_env
+from helpers_clip import REPO, entry_point_env
 from trainers.backbone.transforms import clip_preprocess
 from trainers.gram.pixel_stream import CorpusPixels, PixelStream
 
@@ -86,12 +85,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(res
 
 
 def _peak_rss(folder, pairs):
-    result = subprocess.run([sys.executable, "-c", STREAM_RSS, str(folder), str(pairs)], cwd=ROOT,
-                            env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", STREAM_RSS, str(folder), str(pairs)], cwd=REPO,
+                            env=entry_point_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return [int(value) for value in result.stdout.split()]
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_corpus(tmp_path):
     small, large = _peak_rss(tmp_path / "small", 2_000), _peak_rss(tmp_path / "large", 20_000)
     assert large[0] <= 1.05 * small[0], (small, large)  # this process: the index of 10x the rows is a few MB

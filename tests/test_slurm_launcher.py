@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 import run_protocol
 
 STUB = f"{sys.executable} -m tools.synthetic_runs"
@@ -19,6 +21,7 @@ def _tables(output):
     return {suffix: open(os.path.join(output, "tables", f"base2new.{suffix}")).read() for suffix in ("md", "csv")}
 
 
+@pytest.mark.slow
 def test_submitit_sweep_resubmits_failures_and_gives_the_local_queues_tables(tmp_path, monkeypatch, capsys):
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("STUB_RECORD", str(record))

@@ -57,7 +57,8 @@ class ToySweeps:
         return f"MODEL.BACKBONE.NAME {self.clip} OPTIM.MAX_EPOCH 1"
 
     def env(self, **extra: str) -> dict:
-        base = {"DATA": self.data, "OUTPUT": self.output, "PYTHON": sys.executable, "SEEDS": SEED, "OPTS": self.opts}
+        base = {"DATA": self.data, "OUTPUT": self.output, "PYTHON": sys.executable, "TOOLS_PYTHON": sys.executable,
+                "SEEDS": SEED, "OPTS": self.opts}
         return entry_point_env(**{**base, **extra})
 
     def sweep(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -8,12 +8,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from dassl.config import get_cfg_default
 from dassl.data.datasets import DATASET_REGISTRY
 from PIL import Image
 
 import datasets  # noqa: F401  (registers every dataset)
 from datasets.corpus import ImageTextCorpus
+from datasets.fixtures import dataset_cfg
 from datasets.toy_world import DATASET_SPECS, PretrainSettings, WorldSize, build_world
 from datasets.toy_world.captions import caption_scene
 from datasets.toy_world.scenes import sample_corpus_scene
@@ -38,16 +38,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def make_cfg(root: str, name: str, num_shots: int = -1, subsample: str = "all", seed: int = 1):
-    cfg = get_cfg_default()
-    cfg.DATASET.SUBSAMPLE_CLASSES = subsample
-    cfg.DATASET.ROOT = root
-    cfg.DATASET.NAME = name
-    cfg.DATASET.NUM_SHOTS = num_shots
-    cfg.SEED = seed
-    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +87,7 @@ def test_second_build_reuses_and_other_seed_rebuilds_everything(world, tmp_path)
 @pytest.mark.parametrize("name", sorted(DATASET_SPECS))
 def test_registered_dataset_reads_the_layout(world, name):
     spec = DATASET_SPECS[name]
-    dataset = DATASET_REGISTRY.get(name)(make_cfg(world.root, name))
+    dataset = DATASET_REGISTRY.get(name)(dataset_cfg(world.root, name))
     n = len(spec.classnames)
     assert dataset.num_classes == n
     assert dataset.classnames == list(spec.classnames)
@@ -119,8 +109,8 @@ def test_split_file_is_coop_format(world):
 
 
 def test_few_shot_base_and_new_subsets(world):
-    base = DATASET_REGISTRY.get("ToyColorShapes")(make_cfg(world.root, "ToyColorShapes", 2, "base"))
-    new = DATASET_REGISTRY.get("ToyColorShapes")(make_cfg(world.root, "ToyColorShapes", 2, "new"))
+    base = DATASET_REGISTRY.get("ToyColorShapes")(dataset_cfg(world.root, "ToyColorShapes", 2, subsample="base"))
+    new = DATASET_REGISTRY.get("ToyColorShapes")(dataset_cfg(world.root, "ToyColorShapes", 2, subsample="new"))
     assert base.num_classes == new.num_classes == 10
     assert len(base.train_x) == 20 and len(base.test) == 10 * MICRO.images_per_class[2]
     base_words = {word for name in base.classnames for word in name.split()}
@@ -131,7 +121,7 @@ def test_few_shot_base_and_new_subsets(world):
 
 def test_missing_world_gives_build_hint(tmp_path):
     with pytest.raises(FileNotFoundError, match="make_toy_world.py"):
-        DATASET_REGISTRY.get("ToyShapes")(make_cfg(str(tmp_path), "ToyShapes"))
+        DATASET_REGISTRY.get("ToyShapes")(dataset_cfg(str(tmp_path), "ToyShapes"))
 
 
 def test_bad_settings_are_refused(tmp_path):

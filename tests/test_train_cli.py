@@ -78,3 +78,14 @@ def test_checkpoint_of_another_model_is_one_line(tmp_path, dataset_root, tiny_vi
     with pytest.raises(UsageError, match="prompt_learner"):
         run_main(["--eval-only", "--model-dir", output, "--load-epoch", "1"]
                  + coop_argv(dataset_root, str(tmp_path / "eval"), tiny_vit_checkpoint, "TRAINER.COOP.N_CTX", "6"))
+
+
+@pytest.mark.parametrize("entry_point", ["train.py", "meta_train.py"])
+def test_help_is_answered_before_torch_is_imported(entry_point):
+    code = (f"import runpy, sys\nsys.argv = [{entry_point!r}, '--help']\n"
+            f"try:\n    runpy.run_path({entry_point!r}, run_name='__main__')\n"
+            "except SystemExit:\n    print('loaded:', sorted(m for m in ('torch', 'dassl', 'trainers') if m in sys.modules))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "third_party"), REPO]))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
+    assert "--config-file" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "loaded: []"

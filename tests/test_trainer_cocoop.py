@@ -3,23 +3,19 @@ batched per-image prompts, checkpoints and precision fallback."""
 import pytest
 import torch
 
-from helpers_clip import build_clip_trainer, record_losses
+from helpers_clip import build_clip_trainer
+from prompt_method_checks import QUIET, train_briefly
 from trainers.backbone.precision import PrecisionFallbackWarning
 
 CONFIG = "configs/trainers/CoCoOp/tiny_c4_ep5_batch4.yaml"
 EPOCHS = 3
-QUIET = ["TRAIN.PRINT_FREQ", "1000"]
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, dataset_root, tiny_vit_checkpoint):
     output_dir = str(tmp_path_factory.mktemp("cocoop"))
-    trainer = build_clip_trainer("CoCoOp", CONFIG, dataset_root, output_dir, tiny_vit_checkpoint,
-                                 ["OPTIM.MAX_EPOCH", str(EPOCHS), "TEST.NO_TEST", "True", "DATASET.NUM_SHOTS", "4", *QUIET])
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    history = record_losses(trainer)
-    trainer.train()
-    return {"trainer": trainer, "before": before, "history": history, "output_dir": output_dir}
+    return train_briefly("CoCoOp", CONFIG, dataset_root, output_dir, tiny_vit_checkpoint,
+                         ["OPTIM.MAX_EPOCH", str(EPOCHS), "DATASET.NUM_SHOTS", "4"])
 
 
 def test_trainable_parameters_are_context_and_meta_net_and_clip_is_unchanged(trained):

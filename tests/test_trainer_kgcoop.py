@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prompt_method_checks import changed_weights, check_result_lines_and_reload, epoch_means, train_briefly
+from prompt_method_checks import changed_weights, shared_tests, train_briefly
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.text_encoder import encode_texts
 from trainers.coop import CoOp
@@ -25,16 +25,8 @@ def test_kgcoop_is_a_coop_subclass_that_trains_only_the_context(trained):
     assert changed_weights(trained) == ["prompt_learner.ctx"]
 
 
-def test_training_loss_falls(trained):
-    means = epoch_means(trained["history"])
-    assert len(means) == EPOCHS and means[-1] < 0.9 * means[0]
-
-
-def test_evaluation_prints_result_lines_and_reload_reproduces_accuracy(trained, capsys, dataset_root,
-                                                                       tiny_vit_checkpoint, tmp_path):
-    accuracy = check_result_lines_and_reload(trained, capsys, "KgCoOp", CONFIG, dataset_root, tiny_vit_checkpoint,
-                                             str(tmp_path), EPOCHS)
-    assert accuracy > 25.0  # four classes: above chance
+test_training_loss_falls, test_evaluation_prints_result_lines_and_reload_reproduces_accuracy = \
+    shared_tests("KgCoOp", CONFIG, EPOCHS)
 
 
 def test_loss_adds_the_weighted_distance_to_the_hand_crafted_text_features(trained, tiny_vit_checkpoint):

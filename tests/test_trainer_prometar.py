@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from helpers_clip import build_clip_trainer
-from prompt_method_checks import (QUIET, changed_weights, check_ready_for_gram,
-                                  check_result_lines_and_reload, epoch_means, train_briefly)
+from prompt_method_checks import QUIET, changed_weights, check_ready_for_gram, shared_tests, train_briefly
 from trainers.prometar import RegularizerGate, split_support_query
 
 CONFIG = "configs/trainers/ProMetaR/tiny_ep5_batch8_4+4ctx.yaml"
@@ -42,16 +41,8 @@ def test_prompts_train_the_regulator_is_a_separate_model_and_clip_is_unchanged(t
     assert first_gate[0].weight.shape == (4 * 64 // 8, 2 * 4 * 64)  # (numel / DIM_RATE, 2 numel)
 
 
-def test_training_loss_falls(trained):
-    means = epoch_means(trained["history"])
-    assert len(means) == EPOCHS and means[-1] < 0.9 * means[0]
-
-
-def test_evaluation_prints_result_lines_and_reload_reproduces_accuracy(trained, capsys, dataset_root,
-                                                                       tiny_vit_checkpoint, tmp_path):
-    accuracy = check_result_lines_and_reload(trained, capsys, "ProMetaR", CONFIG, dataset_root, tiny_vit_checkpoint,
-                                             str(tmp_path), EPOCHS)
-    assert accuracy > 25.0  # four classes: above chance
+test_training_loss_falls, test_evaluation_prints_result_lines_and_reload_reproduces_accuracy = \
+    shared_tests("ProMetaR", CONFIG, EPOCHS)
 
 
 def test_pair_logits_equal_class_logits_and_prompts_are_substitutable_for_gram(trained):

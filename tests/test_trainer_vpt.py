@@ -4,8 +4,7 @@ import torch
 from dassl.utils import load_checkpoint
 
 from helpers_clip import build_clip_trainer
-from prompt_method_checks import (QUIET, changed_weights, check_ready_for_gram,
-                                  check_result_lines_and_reload, epoch_means, train_briefly)
+from prompt_method_checks import QUIET, changed_weights, check_ready_for_gram, shared_tests, train_briefly
 from trainers.backbone.clip_loader import load_clip
 from trainers.backbone.text_encoder import encode_texts
 from trainers.vpt import build_vpt_clip
@@ -30,16 +29,8 @@ def test_only_the_visual_prompts_train_and_clip_is_unchanged(trained):
     assert sorted(checkpoint["state_dict"]) == ["vision.prompts.0", "vision.prompts.1"]
 
 
-def test_training_loss_falls(trained):
-    means = epoch_means(trained["history"])
-    assert len(means) == EPOCHS and means[-1] < 0.9 * means[0]
-
-
-def test_evaluation_prints_result_lines_and_reload_reproduces_accuracy(trained, capsys, dataset_root,
-                                                                       tiny_vit_checkpoint, tmp_path):
-    accuracy = check_result_lines_and_reload(trained, capsys, "VPT", CONFIG, dataset_root, tiny_vit_checkpoint,
-                                             str(tmp_path), EPOCHS)
-    assert accuracy > 25.0  # four classes: above chance
+test_training_loss_falls, test_evaluation_prints_result_lines_and_reload_reproduces_accuracy = \
+    shared_tests("VPT", CONFIG, EPOCHS)
 
 
 @pytest.mark.parametrize("n_ctx, depth", [(0, 2), (4, 0)])

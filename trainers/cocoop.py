@@ -19,7 +19,7 @@ from yacs.config import CfgNode as CN
 from trainers.backbone.prompt_learner import PromptLearner, assemble_prompts
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
 from trainers.backbone.text_encoder import encode_prompts_in_chunks
-from trainers.config import config_section
+from trainers.config import clip_trainer_keys, config_section
 
 
 class ConditionalPromptLearner(PromptLearner):
@@ -81,13 +81,7 @@ class CoCoOpCLIP(PromptCLIP):
 @config_section
 def cocoop_config(cfg: CN) -> None:
     """CoCoOp's keys (``TRAINER.COCOOP``)."""
-    cfg.TRAINER.COCOOP = CN()
-    cfg.TRAINER.COCOOP.N_CTX = 16
-    cfg.TRAINER.COCOOP.CTX_INIT = ""
-    cfg.TRAINER.COCOOP.PREC = "fp16"
-    cfg.TRAINER.COCOOP.CACHE_IMAGE_FEATURES = False
-    cfg.TRAINER.COCOOP.CACHE_VIEWS = 1
-    cfg.TRAINER.COCOOP.TEXT_CHUNK = 256
+    cfg.TRAINER.COCOOP = clip_trainer_keys(N_CTX=16, CTX_INIT="", CACHE_IMAGE_FEATURES=False, CACHE_VIEWS=1)
 
 
 @TRAINER_REGISTRY.register()

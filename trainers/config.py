@@ -23,6 +23,13 @@ def config_section(add_keys: ConfigSection) -> ConfigSection:
     return add_keys
 
 
+def clip_trainer_keys(**keys) -> CN:
+    """A ``TRAINER.<METHOD>`` section: the keys every CLIP trainer reads, ``PREC`` (``"fp16"`` as in CoOp,
+    ``"fp32"`` or ``"amp"``) and ``TEXT_CHUNK`` (classes encoded per text-encoder pass, 256), and the method's
+    own ``keys``."""
+    return CN({"PREC": "fp16", "TEXT_CHUNK": 256, **keys})
+
+
 def extend_cfg(cfg: CN) -> None:
     """Add the dataset keys (CoOp's ``SUBSAMPLE_CLASSES``, ``IMAGE_ORDER``) and every declared trainer section to ``cfg``."""
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new

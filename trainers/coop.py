@@ -13,21 +13,20 @@ from dassl.engine import TRAINER_REGISTRY
 from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer, build_class_prompt_learner
-from trainers.config import config_section
+from trainers.config import clip_trainer_keys, config_section
 
 
 @config_section
 def coop_config(cfg: CN) -> None:
     """CoOp's keys (``TRAINER.COOP``)."""
-    cfg.TRAINER.COOP = CN()
-    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
-    cfg.TRAINER.COOP.CSC = False  # class-specific context
-    cfg.TRAINER.COOP.CTX_INIT = ""  # initialization words
-    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp
-    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # 'middle' or 'end' or 'front'
-    cfg.TRAINER.COOP.CACHE_IMAGE_FEATURES = False  # frozen-image-tower fast path
-    cfg.TRAINER.COOP.CACHE_VIEWS = 1  # augmented views cached per training image
-    cfg.TRAINER.COOP.TEXT_CHUNK = 256  # classes encoded per text-encoder pass
+    cfg.TRAINER.COOP = clip_trainer_keys(
+        N_CTX=16,  # number of context vectors
+        CSC=False,  # class-specific context
+        CTX_INIT="",  # initialization words
+        CLASS_TOKEN_POSITION="end",  # 'middle' or 'end' or 'front'
+        CACHE_IMAGE_FEATURES=False,  # frozen-image-tower fast path
+        CACHE_VIEWS=1,  # augmented views cached per training image
+    )
 
 
 @TRAINER_REGISTRY.register()

@@ -55,6 +55,9 @@ def gram_config(cfg: CN) -> None:
     cfg.TRAINER.GRAM.GRADIENT_SIMILARITY = False  # add cos(grad_S, grad_Q) to the similarity target
     cfg.TRAINER.GRAM.MIXUP_ALPHA = 0.5  # query mixup across domains (0 = off)
     cfg.TRAINER.GRAM.VAL_TASKS = 8  # fixed tasks scored after every epoch
+    cfg.TRAINER.GRAM.HOLDOUT_CLUSTERS = 0  # clusters kept out of meta-training; validation tasks come from them
+    cfg.TRAINER.GRAM.VAL_INNER_STEPS = 0  # regulated steps that validation adapts with (0: the inner loop's)
+    cfg.TRAINER.GRAM.VAL_INNER_LR = 0.0  # their step size (0: INNER_LR)
     # test time (TPT_GRAM)
     cfg.TRAINER.GRAM.TTA = False  # meta-train the structure-induced test-time regulator too
     cfg.TRAINER.GRAM.TTA_TEMPERATURE = 0.05  # softmax temperature of prototype affinities

@@ -20,7 +20,7 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptTrainer
-from trainers.config import config_section
+from trainers.config import clip_trainer_keys, config_section
 from trainers.vl_prompts import DeepPromptCLIP, TextPrompts, check_depth, vision_width
 
 
@@ -45,12 +45,7 @@ class MultiModalPromptLearner(TextPrompts):
 @config_section
 def maple_config(cfg: CN) -> None:
     """MaPLe's keys (``TRAINER.MAPLE``)."""
-    cfg.TRAINER.MAPLE = CN()
-    cfg.TRAINER.MAPLE.N_CTX = 2
-    cfg.TRAINER.MAPLE.CTX_INIT = "a photo of a"
-    cfg.TRAINER.MAPLE.PREC = "fp16"
-    cfg.TRAINER.MAPLE.PROMPT_DEPTH = 9
-    cfg.TRAINER.MAPLE.TEXT_CHUNK = 256
+    cfg.TRAINER.MAPLE = clip_trainer_keys(N_CTX=2, CTX_INIT="a photo of a", PROMPT_DEPTH=9)
 
 
 @TRAINER_REGISTRY.register()

@@ -50,8 +50,8 @@ from trainers.backbone.precision import autocast_context
 from trainers.backbone.prompt_trainer import PromptTrainer, TensorDict
 from trainers.backbone.templates import ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
-from trainers.config import config_section
-from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
+from trainers.config import clip_trainer_keys, config_section
+from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts, require_prompts
 
 VNET_LR_SCHEDULES = ("reference", "stepped")
 
@@ -165,27 +165,20 @@ def split_support_query(labels: torch.Tensor) -> Optional[Tuple[torch.Tensor, to
 @config_section
 def prometar_config(cfg: CN) -> None:
     """ProMetaR's keys (``TRAINER.PROMETAR`` and the regulator's optimizer ``OPTIM_VNET``)."""
-    cfg.TRAINER.PROMETAR = CN()
-    cfg.TRAINER.PROMETAR.N_CTX_VISION = 4
-    cfg.TRAINER.PROMETAR.N_CTX_TEXT = 4
-    cfg.TRAINER.PROMETAR.CTX_INIT = "a photo of a"
-    cfg.TRAINER.PROMETAR.PREC = "fp16"
-    cfg.TRAINER.PROMETAR.PROMPT_DEPTH_VISION = 9
-    cfg.TRAINER.PROMETAR.PROMPT_DEPTH_TEXT = 9
-    # regularizer weights: the values ProMetaR's code applies (it hard-codes 50 and 20)
-    cfg.TRAINER.PROMETAR.TEXT_LOSS_WEIGHT = 50.0
-    cfg.TRAINER.PROMETAR.IMAGE_LOSS_WEIGHT = 20.0
-    cfg.TRAINER.PROMETAR.ADAPT_LR = 0.0005  # inner (MAML) step size
-    cfg.TRAINER.PROMETAR.LR_RATIO = 0.0005  # scale of the query (outer) loss
-    cfg.TRAINER.PROMETAR.FAST_ADAPTATION = False  # first-order inner step
-    cfg.TRAINER.PROMETAR.MIXUP_ALPHA = 0.5
-    cfg.TRAINER.PROMETAR.MIXUP_BETA = 0.5
-    cfg.TRAINER.PROMETAR.DIM_RATE = 8  # hidden size of the regulator = dim // DIM_RATE
-    cfg.TRAINER.PROMETAR.TEXT_CHUNK = 256
-    # "reference": as ProMetaR's code, the v-net's scheduler is built but never stepped, so the v-net
-    # trains at its warm-up LR (OPTIM_VNET.WARMUP_CONS_LR) for all epochs; "stepped": it follows
-    # OPTIM_VNET's schedule (e.g. a cosine from OPTIM_VNET.LR), stepped with the prompts'
-    cfg.TRAINER.PROMETAR.VNET_LR_SCHEDULE = "reference"
+    cfg.TRAINER.PROMETAR = clip_trainer_keys(
+        N_CTX_VISION=4, N_CTX_TEXT=4, CTX_INIT="a photo of a", PROMPT_DEPTH_VISION=9, PROMPT_DEPTH_TEXT=9,
+        # regularizer weights: the values ProMetaR's code applies (it hard-codes 50 and 20)
+        TEXT_LOSS_WEIGHT=50.0, IMAGE_LOSS_WEIGHT=20.0,
+        ADAPT_LR=0.0005,  # inner (MAML) step size
+        LR_RATIO=0.0005,  # scale of the query (outer) loss
+        FAST_ADAPTATION=False,  # first-order inner step
+        MIXUP_ALPHA=0.5, MIXUP_BETA=0.5,
+        DIM_RATE=8,  # hidden size of the regulator = dim // DIM_RATE
+        # "reference": as ProMetaR's code, the v-net's scheduler is built but never stepped, so the v-net
+        # trains at its warm-up LR (OPTIM_VNET.WARMUP_CONS_LR) for all epochs; "stepped": it follows
+        # OPTIM_VNET's schedule (e.g. a cosine from OPTIM_VNET.LR), stepped with the prompts'
+        VNET_LR_SCHEDULE="reference",
+    )
 
     # second optimizer, for the regulator ("v-net"), with Dassl's OPTIM keys
     cfg.OPTIM_VNET = cfg.OPTIM.clone()
@@ -203,9 +196,8 @@ class ProMetaR(PromptTrainer):
         if prometar.VNET_LR_SCHEDULE not in VNET_LR_SCHEDULES:
             raise ValueError(f"TRAINER.PROMETAR.VNET_LR_SCHEDULE must be one of {', '.join(VNET_LR_SCHEDULES)}, "
                              f"got {prometar.VNET_LR_SCHEDULE!r}")
-        if prometar.N_CTX_TEXT < 1 or prometar.PROMPT_DEPTH_TEXT < 1:
-            raise ValueError("ProMetaR's independent V-L prompting needs TRAINER.PROMETAR.N_CTX_TEXT >= 1 and "
-                             f"PROMPT_DEPTH_TEXT >= 1, got {prometar.N_CTX_TEXT} and {prometar.PROMPT_DEPTH_TEXT}")
+        require_prompts(cfg.TRAINER.PROMETAR, "PROMETAR", "ProMetaR's independent V-L prompting", "N_CTX_TEXT",
+                        "PROMPT_DEPTH_TEXT")
 
     def build_custom_clip(self, clip_model: CLIP, classnames: list) -> RegularizedCLIP:
         cfg = self.method_cfg

@@ -27,7 +27,7 @@ from trainers.backbone.precision import keep_in_fp32
 from trainers.backbone.prompt_learner import PromptLearner
 from trainers.backbone.prompt_trainer import PromptCLIP, PromptTrainer
 from trainers.backbone.tpt_views import TestTimeViews, uses_augmix
-from trainers.config import config_section
+from trainers.config import clip_trainer_keys, config_section
 
 # rewrites ``.grad`` of the named prompt parameters in place, given the test image's feature
 GradientRewrite = Callable[[Dict[str, torch.nn.Parameter], torch.Tensor], None]
@@ -105,17 +105,13 @@ class TestTimeTuner:
 @config_section
 def tpt_config(cfg: CN) -> None:
     """TPT's keys (``TRAINER.TPT``)."""
-    cfg.TRAINER.TPT = CN()
-    cfg.TRAINER.TPT.N_CTX = 4
-    cfg.TRAINER.TPT.CTX_INIT = "a photo of a"
-    cfg.TRAINER.TPT.PREC = "fp16"
-    cfg.TRAINER.TPT.N_VIEWS = 64  # the test image plus N_VIEWS - 1 augmented views
-    cfg.TRAINER.TPT.SELECTION_P = 0.1  # fraction of most confident views kept
-    cfg.TRAINER.TPT.LR = 5e-3
-    cfg.TRAINER.TPT.STEPS = 1
-    cfg.TRAINER.TPT.AUGMIX = True  # TPT's AugMix views for every set outside the ImageNet family (False: crops only)
-    cfg.TRAINER.TPT.COOP_INIT = ""  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
-    cfg.TRAINER.TPT.TEXT_CHUNK = 256
+    cfg.TRAINER.TPT = clip_trainer_keys(
+        N_CTX=4, CTX_INIT="a photo of a", LR=5e-3, STEPS=1,
+        N_VIEWS=64,  # the test image plus N_VIEWS - 1 augmented views
+        SELECTION_P=0.1,  # fraction of most confident views kept
+        AUGMIX=True,  # TPT's AugMix views for every set outside the ImageNet family (False: crops only)
+        COOP_INIT="",  # optional CoOp output dir / checkpoint to start from (TPT+CoOp)
+    )
 
 
 @TRAINER_REGISTRY.register()

@@ -57,6 +57,14 @@ def check_depth(name: str, depth: int, n_layers: int, minimum: int) -> None:
         raise ValueError(f"{name} must be between {minimum} and the {n_layers} layers of this CLIP tower, got {depth}")
 
 
+def require_prompts(method_cfg, method_key: str, purpose: str, *keys: str) -> None:
+    """One-line error unless each of the prompt sizes ``TRAINER.<method_key>.<key>`` is at least 1."""
+    values = [method_cfg[key] for key in keys]
+    if min(values) < 1:
+        raise ValueError(f"{purpose}: TRAINER.{method_key}.{' and '.join(keys)} must be >= 1, "
+                         f"got {' and '.join(map(str, values))}")
+
+
 def maple_context(clip_model: CLIP, n_ctx: int, ctx_init: str) -> Tuple[torch.Tensor, str]:
     """MaPLe's context initialisation: ``(ctx (n_ctx, width), prompt prefix words)``."""
     words = ctx_init.replace("_", " ").strip()

@@ -16,8 +16,8 @@ from dassl.engine import TRAINER_REGISTRY
 from yacs.config import CfgNode as CN
 
 from trainers.backbone.prompt_trainer import PromptTrainer
-from trainers.config import config_section
-from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts
+from trainers.config import clip_trainer_keys, config_section
+from trainers.vl_prompts import DeepPromptCLIP, IndependentPrompts, require_prompts
 
 
 class VPTCLIP(DeepPromptCLIP):
@@ -43,12 +43,11 @@ def build_vpt_clip(clip_model: CLIP, classnames: List[str], n_ctx: int, depth: i
 @config_section
 def vpt_config(cfg: CN) -> None:
     """VPT's keys (``TRAINER.VPT``)."""
-    cfg.TRAINER.VPT = CN()
-    cfg.TRAINER.VPT.N_CTX_VISION = 8  # visual prompt length per layer
-    cfg.TRAINER.VPT.PROMPT_DEPTH_VISION = 12  # number of layers with prompts (1 = shallow)
-    cfg.TRAINER.VPT.CTX_INIT = "a photo of a"  # fixed text template
-    cfg.TRAINER.VPT.PREC = "fp16"
-    cfg.TRAINER.VPT.TEXT_CHUNK = 256
+    cfg.TRAINER.VPT = clip_trainer_keys(
+        N_CTX_VISION=8,  # visual prompt length per layer
+        PROMPT_DEPTH_VISION=12,  # number of layers with prompts (1 = shallow)
+        CTX_INIT="a photo of a",  # fixed text template
+    )
 
 
 @TRAINER_REGISTRY.register()
@@ -66,10 +65,7 @@ class VPT(PromptTrainer):
 
     def check_cfg(self, cfg) -> None:
         super().check_cfg(cfg)
-        vpt = cfg.TRAINER.VPT
-        if vpt.N_CTX_VISION < 1 or vpt.PROMPT_DEPTH_VISION < 1:
-            raise ValueError("VPT trains visual prompts: TRAINER.VPT.N_CTX_VISION and PROMPT_DEPTH_VISION must be "
-                             f">= 1, got {vpt.N_CTX_VISION} and {vpt.PROMPT_DEPTH_VISION}")
+        require_prompts(cfg.TRAINER.VPT, "VPT", "VPT trains visual prompts", "N_CTX_VISION", "PROMPT_DEPTH_VISION")
 
     def build_custom_clip(self, clip_model: CLIP, classnames: list) -> VPTCLIP:
         vpt = self.method_cfg

@@ -13,16 +13,13 @@ from trainers.backbone.precision import check_precision
 from trainers.backbone.prompt_trainer import load_clip_for_training
 from trainers.backbone.templates import dataset_template, ensemble_templates, fill_template
 from trainers.backbone.text_encoder import encode_texts
-from trainers.config import config_section
+from trainers.config import clip_trainer_keys, config_section
 
 
 @config_section
 def zsclip_config(cfg: CN) -> None:
     """Zero-shot CLIP's keys (``TRAINER.ZSCLIP``)."""
-    cfg.TRAINER.ZSCLIP = CN()
-    cfg.TRAINER.ZSCLIP.ENSEMBLE = False  # average the prompt-ensemble templates
-    cfg.TRAINER.ZSCLIP.PREC = "fp16"
-    cfg.TRAINER.ZSCLIP.TEXT_CHUNK = 256
+    cfg.TRAINER.ZSCLIP = clip_trainer_keys(ENSEMBLE=False)  # ENSEMBLE: average the prompt-ensemble templates
 
 
 @TRAINER_REGISTRY.register()

@@ -15,18 +15,20 @@ Importing the package registers the datasets without loading the pretraining cod
 """
 from datasets.toy_world import toy_datasets  # noqa: F401  (registers the datasets)
 from datasets.toy_world.presets import WORLD_SIZES, PretrainSettings, WorldSize
-from datasets.toy_world.specs import DATASET_SPECS, ToyDatasetSpec
-from datasets.toy_world.world import WorldInfo, build_world
+from datasets.toy_world.specs import DATASET_SPECS, HELDOUT_SPECS, ToyDatasetSpec
+from datasets.toy_world.world import WorldInfo, build_heldout_datasets, build_world
 
 LAZY_FROM_TOY_CLIP = ("ensure_toy_clip", "evaluate_zero_shot", "read_toy_clip_record")
 
 __all__ = [
     "DATASET_SPECS",
+    "HELDOUT_SPECS",
     "PretrainSettings",
     "ToyDatasetSpec",
     "WORLD_SIZES",
     "WorldInfo",
     "WorldSize",
+    "build_heldout_datasets",
     "build_world",
     *LAZY_FROM_TOY_CLIP,
 ]

@@ -15,14 +15,24 @@ Shifted-domain, test-only versions of ``ToyShapes`` (the DG protocol, like Image
 ``ToyShapesSketch``, ``ToyShapesNoisy``, ``ToyShapesFaded``, ``ToyShapesPatterned``: the same 10 classes
 drawn in the other four styles. For the cross-dataset protocol, train on ``ToyColorShapes`` (the broadest
 class set) and test on the other three.
+
+Held-out class sets (``HELDOUT_SPECS``), drawn with their own generator seed by
+``world.build_heldout_datasets`` and never used to choose any setting (README): they label what no dataset
+above labels, or labels only jointly:
+
+- ``ToySizeShapes`` (12 classes): size x shape ("small circle", "big star", ...) over 2 sizes x 6 shapes,
+  ordered like ``ToyColorShapes`` so that base and new classes are new pairings of known words;
+- ``ToyPositions`` (5 classes): where a lone object is ("shape on the left", ..., "shape in the center");
+- ``ToyColors`` (8 classes): the colour alone ("red shape", ...), over all 8 colours (3 of them never in a
+  class name above).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Tuple
 
 import numpy as np
 
 from datasets.toy_world.scenes import Scene, sample_scene, sample_two_group_scene
-from datasets.toy_world.vocabulary import COUNT_WORDS, SHAPES, TEXTURES
+from datasets.toy_world.vocabulary import COLOURS, COUNT_WORDS, POSITIONS, SHAPES, SIZES, TEXTURES
 
 DrawScene = Callable[[int, np.random.Generator, str], Scene]
 
@@ -51,16 +61,21 @@ SHIFTED_STYLES = ("sketch", "noisy", "faded", "patterned")
 MIXED_COUNT_PROB = 0.5  # counting images with two kinds of objects
 COLOR_SHAPE_COLOURS = ("red", "green", "blue", "yellow", "purple")
 COLOR_SHAPE_SHAPES = ("circle", "square", "triangle", "star")
-COLOR_SHAPE_PAIRS: Tuple[Tuple[str, str], ...] = tuple(
-    sorted(
-        ((colour, shape) for colour in COLOR_SHAPE_COLOURS for shape in COLOR_SHAPE_SHAPES),
-        key=lambda pair: (
-            (COLOR_SHAPE_COLOURS.index(pair[0]) + COLOR_SHAPE_SHAPES.index(pair[1])) % 2,
-            COLOR_SHAPE_COLOURS.index(pair[0]),
-            COLOR_SHAPE_SHAPES.index(pair[1]),
-        ),
-    )
-)
+
+
+def alternating_pairs(firsts: Tuple[str, ...], seconds: Tuple[str, ...]) -> Tuple[Tuple[str, str], ...]:
+    """Every (first, second) pair, those with an even index sum first: the first half and the second half
+    (CoCoOp's base and new classes) each hold every word, so new classes are new pairings of known words."""
+    def index_key(pair: Tuple[str, str]) -> Tuple[int, int, int]:
+        i, j = firsts.index(pair[0]), seconds.index(pair[1])
+        return (i + j) % 2, i, j
+
+    return tuple(sorted(((a, b) for a in firsts for b in seconds), key=index_key))
+
+
+COLOR_SHAPE_PAIRS = alternating_pairs(COLOR_SHAPE_COLOURS, COLOR_SHAPE_SHAPES)
+SIZE_SHAPE_SHAPES = ("circle", "square", "triangle", "star", "cross", "heart")
+SIZE_SHAPE_PAIRS = alternating_pairs(SIZES, SIZE_SHAPE_SHAPES)
 
 
 def _draw_shape(label: int, rng: np.random.Generator, style: str) -> Scene:
@@ -83,6 +98,17 @@ def _draw_count(label: int, rng: np.random.Generator, style: str) -> Scene:
     return sample_scene(rng, style, count=count)
 
 
+def _draw_size_shape(label: int, rng: np.random.Generator, style: str) -> Scene:
+    size, shape = SIZE_SHAPE_PAIRS[label]
+    return sample_scene(rng, style, shape=shape, size=size)
+
+
+def _draw_position(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return replace(sample_scene(rng, style), position=tuple(POSITIONS)[label])
+
+
+def _draw_colour(label: int, rng: np.random.Generator, style: str) -> Scene:
+    return sample_scene(rng, style, colour=tuple(COLOURS)[label])
 
 
 def _all_specs() -> Dict[str, ToyDatasetSpec]:
@@ -112,3 +138,13 @@ def _all_specs() -> Dict[str, ToyDatasetSpec]:
 
 
 DATASET_SPECS: Dict[str, ToyDatasetSpec] = _all_specs()
+HELDOUT_SPECS: Dict[str, ToyDatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        ToyDatasetSpec("ToySizeShapes", "toy_size_shapes",
+                       tuple(f"{size} {shape}" for size, shape in SIZE_SHAPE_PAIRS), _draw_size_shape),
+        ToyDatasetSpec("ToyPositions", "toy_positions", tuple(f"shape {words}" for words in POSITIONS.values()),
+                       _draw_position),
+        ToyDatasetSpec("ToyColors", "toy_colors", tuple(f"{colour} shape" for colour in COLOURS), _draw_colour),
+    )
+}

@@ -1,4 +1,5 @@
-"""Dassl dataset classes of the toy world, one per entry of ``specs.DATASET_SPECS``, in DATASET_REGISTRY.
+"""Dassl dataset classes of the toy world, one per entry of ``specs.DATASET_SPECS`` and ``specs.HELDOUT_SPECS``,
+in DATASET_REGISTRY.
 
 They are ordinary CoOp-layout datasets (``datasets.base.CoOpStyleDataset``): ``make_toy_world.py`` (or
 ``datasets.toy_world.build_world``) writes their images and split files, after which ``train.py
@@ -10,7 +11,7 @@ built to evaluate on them).
 from dassl.data.datasets import DATASET_REGISTRY
 
 from datasets import base
-from datasets.toy_world.specs import DATASET_SPECS, ToyDatasetSpec
+from datasets.toy_world.specs import DATASET_SPECS, HELDOUT_SPECS, ToyDatasetSpec
 
 BUILD_HINT = "generate it with: python make_toy_world.py --root <DATASET.ROOT>"
 
@@ -86,3 +87,18 @@ class ToyShapesFaded(ToyTestOnlyDataset):
 @DATASET_REGISTRY.register()
 class ToyShapesPatterned(ToyTestOnlyDataset):
     spec = DATASET_SPECS["ToyShapesPatterned"]
+
+
+@DATASET_REGISTRY.register()
+class ToySizeShapes(ToyDataset):
+    spec = HELDOUT_SPECS["ToySizeShapes"]
+
+
+@DATASET_REGISTRY.register()
+class ToyPositions(ToyDataset):
+    spec = HELDOUT_SPECS["ToyPositions"]
+
+
+@DATASET_REGISTRY.register()
+class ToyColors(ToyDataset):
+    spec = HELDOUT_SPECS["ToyColors"]

@@ -9,6 +9,7 @@ Layout under the data root (``DATASET.ROOT``)::
     toy_corpus/images/<shard>/<i>.png               image-text pairs
     toy_corpus/captions.tsv                         manifest "image_path<TAB>caption" (paths relative to it)
     toy_corpus/metadata.tsv                         attributes of every corpus image (labels, for analysis)
+    toy_heldout.json, toy_size_shapes/, ...         the held-out class sets (``build_heldout_datasets``)
 
 The corpus comes in contrast groups of ``CORPUS_GROUP_SIZE`` consecutive images that differ in one attribute
 (``scenes.sample_contrast_group``); group ``g`` is drawn in style ``STYLES[g % 5]``, so the styles (domains)
@@ -42,11 +43,13 @@ from datasets.toy_world.captions import caption_scene
 from datasets.toy_world.presets import WorldSize, resolve_world_size
 from datasets.toy_world.render import render_scene
 from datasets.toy_world.scenes import ATTRIBUTE_VALUES, Scene, sample_contrast_group
-from datasets.toy_world.specs import DATASET_SPECS, ToyDatasetSpec
+from datasets.toy_world.specs import DATASET_SPECS, HELDOUT_SPECS, ToyDatasetSpec
 from datasets.toy_world.vocabulary import STYLES
 
 GENERATOR_VERSION = 2
 STAMP_FILENAME = "toy_world.json"
+HELDOUT_STAMP_FILENAME = "toy_heldout.json"
+HELDOUT_SEED = 2026  # the held-out class sets' own generator seed (not the world's)
 CORPUS_DIR = "toy_corpus"
 CORPUS_MANIFEST = "captions.tsv"
 CORPUS_METADATA = "metadata.tsv"
@@ -111,7 +114,8 @@ def draw_job(seed: int, resolution: int, job: ImageJob) -> Tuple[np.ndarray, Sce
         scenes = sample_contrast_group(group_rng, STYLES[group % len(STYLES)], CORPUS_GROUP_SIZE)
         scene = scenes[job.index % CORPUS_GROUP_SIZE]
     else:
-        spec = DATASET_SPECS[job.stream.split("/")[0]]
+        name = job.stream.split("/")[0]
+        spec = DATASET_SPECS[name] if name in DATASET_SPECS else HELDOUT_SPECS[name]
         scene = spec.draw(job.label, rng, spec.style)
     image = render_scene(scene, rng, resolution)
     return image, scene, caption_scene(scene, rng)
@@ -273,3 +277,39 @@ def build_world(
     }
     write_atomically(stamp_path, lambda file: json.dump(stamp, file, indent=2))
     return _info_from_stamp(root, stamp, reused=False)
+
+
+def build_heldout_datasets(root: str, seed: int = HELDOUT_SEED, size: Union[str, WorldSize, None] = None,
+                           workers: Optional[int] = None, progress: bool = True) -> Dict[str, str]:
+    """Write the held-out class sets (``specs.HELDOUT_SPECS``) beside the world built under ``root``, at its
+    resolution, with its size preset (or ``size``) and their own generator ``seed``; return their folders.
+
+    They have their own stamp (``HELDOUT_STAMP_FILENAME``), so adding them neither rebuilds the world nor
+    invalidates its CLIP, and a second call with the same settings writes nothing.
+    """
+    root = os.path.abspath(os.path.expanduser(root))
+    world = _read_stamp(os.path.join(root, STAMP_FILENAME))
+    if world is None:
+        raise FileNotFoundError(f"{root}: no toy world ({STAMP_FILENAME}) to add the held-out class sets to; "
+                                "run make_toy_world.py first")
+    preset = resolve_world_size(size if size is not None else world["size"])
+    settings = {"world": world["fingerprint"], "seed": seed, "images_per_class": preset.images_per_class,
+                "datasets": sorted(HELDOUT_SPECS)}
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    folders = {name: os.path.join(root, spec.dataset_dir) for name, spec in HELDOUT_SPECS.items()}
+    stamp_path = os.path.join(root, HELDOUT_STAMP_FILENAME)
+    stamp = _read_stamp(stamp_path)
+    if stamp is not None and stamp.get("fingerprint") == fingerprint:
+        return folders
+    if os.path.exists(stamp_path):
+        os.remove(stamp_path)
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    jobs_by_dataset = {name: dataset_jobs(spec, root, preset) for name, spec in HELDOUT_SPECS.items()}
+    all_jobs = [job for jobs in jobs_by_dataset.values() for split in SPLITS for job in jobs[split]]
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    _run_jobs(all_jobs, seed, world["resolution"], workers, progress)
+    for name, jobs in jobs_by_dataset.items():
+        _write_split_file(HELDOUT_SPECS[name], root, jobs)
+    write_atomically(stamp_path, lambda file: json.dump({"fingerprint": fingerprint, "seed": seed}, file, indent=2))
+    return folders

@@ -19,18 +19,13 @@ SEED=${SEED:-1}
 OUT=${4:-${OUTPUT}/gram/split/${METHOD}_k${K}}
 LEVEL_OPTS=()
 [ "${METHOD}" = cmhc ] && LEVEL_OPTS=(--levels "${LEVELS}")
-if [ -f "${OUT}/split.json" ]; then
-    echo "Results are available in ${OUT}. Skip this job"
-else
-    echo "Run this job and save the output to ${OUT}"
-    # shellcheck disable=SC2086
-    ${PYTHON} cluster.py \
-        --corpus "${CORPUS}" \
-        --backbone "${BACKBONE}" \
-        --output-dir "${OUT}" \
-        --method "${METHOD}" \
-        --k "${K}" \
-        --seed "${SEED}" \
-        "${LEVEL_OPTS[@]}" \
-        ${CLUSTER_OPTS}
-fi
+# shellcheck disable=SC2086  # PYTHON may hold an interpreter and its options; CLUSTER_OPTS are flags
+stage_job "${OUT}" split.json ${PYTHON} cluster.py \
+    --corpus "${CORPUS}" \
+    --backbone "${BACKBONE}" \
+    --output-dir "${OUT}" \
+    --method "${METHOD}" \
+    --k "${K}" \
+    --seed "${SEED}" \
+    "${LEVEL_OPTS[@]}" \
+    ${CLUSTER_OPTS}

@@ -9,16 +9,11 @@ need_args 2 "CFG SPLIT_FILE [OUT]" "$@"
 CFG=$1
 SPLIT=$2
 OUT=${3:-$(run_folder meta cfg="${CFG}")}
-if [ -f "${OUT}/${META_CKPT_NAME}" ]; then
-    echo "Results are available in ${OUT}. Skip this job"
-else
-    echo "Run this job and save the output to ${OUT}"
-    # shellcheck disable=SC2086  # PYTHON may hold an interpreter and its options; OPTS are KEY VALUE
-    ${PYTHON} meta_train.py \
-        --root "${DATA}" \
-        --config-file "configs/gram/${CFG}.yaml" \
-        --split-file "${SPLIT}" \
-        --output-dir "${OUT}" \
-        --seed "${SEED:-1}" \
-        ${OPTS:-}
-fi
+# shellcheck disable=SC2086  # PYTHON may hold an interpreter and its options; OPTS are KEY VALUE
+stage_job "${OUT}" "${META_CKPT_NAME}" ${PYTHON} meta_train.py \
+    --root "${DATA}" \
+    --config-file "configs/gram/${CFG}.yaml" \
+    --split-file "${SPLIT}" \
+    --output-dir "${OUT}" \
+    --seed "${SEED:-1}" \
+    ${OPTS:-}

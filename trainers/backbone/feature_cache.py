@@ -4,8 +4,9 @@ When prompts do not touch the image encoder (ZeroshotCLIP, CoOp, CoCoOp's image 
 image tower gives the same output for the same augmented image at every epoch. The cache runs
 the training set through the train transform ``views`` times (item ``i`` of view ``v`` seeded
 from ``(seed, v, i)``, so the same seed gives the same augmentations whatever the number of
-workers; all views in one loader, batched through the encoder), stores the features on the trainer's device, and serves them in shuffled batches;
-epoch ``e`` uses view ``e % views``.
+workers; each image file is decoded once for all its views), batched through the encoder, stores
+the features on the trainer's device, and serves them in shuffled batches; epoch ``e`` uses
+view ``e % views``.
 What changes with the cache on: the augmentations are drawn once per view instead of afresh
 every epoch (with ``views == max_epoch`` each epoch still sees its own augmentation), and the
 batch order comes from a generator seeded with ``seed + epoch`` rather than the global one.
@@ -21,6 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
+MIN_ENCODE_BATCH = 64  # images per pass through the encoder while caching, at least (no autograd memory)
 
 
 def item_seed(seed: int, view: int, index: int) -> int:
@@ -51,10 +53,10 @@ def seed_item_generators(item_rng: int) -> None:
 
 
 class SeededViews(Dataset):
-    """Every augmentation view of a Dassl ``DatasetWrapper``'s items in one dataset: position
-    ``view * N + i`` is item ``i`` read and transformed with its generators seeded by
-    ``item_seed(seed, view, i)``, so a view does not depend on the number of loader workers or
-    on the batch order, and one loader (one start of its workers) serves all views."""
+    """All augmentation views of a Dassl ``DatasetWrapper``'s items: item ``i`` is read and
+    decoded once, then transformed ``views`` times, view ``v`` with its generators seeded by
+    ``item_seed(seed, v, i)``, so a view does not depend on the number of loader workers or on
+    the batch order. ``img`` is ``(views, C, H, W)``."""
 
     def __init__(self, data_source: Sequence, transform: Callable, seed: int, views: int):
         self.data_source = data_source
@@ -63,23 +65,26 @@ class SeededViews(Dataset):
         self.views = views
 
     def __len__(self) -> int:
-        return self.views * len(self.data_source)
+        return len(self.data_source)
 
-    def __getitem__(self, position: int) -> Dict[str, Any]:
-        view, index = divmod(position, len(self.data_source))
+    def __getitem__(self, index: int) -> Dict[str, Any]:
         item = self.data_source[index]
-        seed_item_generators(item_seed(self.seed, view, index))
         with Image.open(item.impath) as image:
             picture = image.convert("RGB")
-        return {"img": self.transform(picture), "label": item.label, "index": index, "view": view}
+        augmented = []
+        for view in range(self.views):
+            seed_item_generators(item_seed(self.seed, view, index))
+            augmented.append(self.transform(picture))
+        return {"img": torch.stack(augmented), "label": item.label, "index": index}
 
 
 @torch.no_grad()
 def compute_feature_views(encode_images: ImageEncoder, loader: DataLoader, views: int, seed: int,
                           device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
     """Run every item of ``loader.dataset`` (a Dassl ``DatasetWrapper``: its ``data_source`` and
-    train ``transform``) through ``encode_images`` once per view, in batches of the loader's
-    size read by its number of workers.
+    train ``transform``) through ``encode_images`` once per view, each image file decoded once,
+    read by the loader's number of workers and encoded about ``max(loader.batch_size, MIN_ENCODE_BATCH)``
+    images at a time.
 
     Returns ``(features, labels)``: ``features`` is ``(views, N, dim)`` on ``device`` in dataset
     order, ``labels`` is ``(N,)``. The global random state is left as it was.
@@ -89,14 +94,15 @@ def compute_feature_views(encode_images: ImageEncoder, loader: DataLoader, views
     wrapper = loader.dataset
     size = len(wrapper.data_source)
     features, labels = None, torch.zeros(size, dtype=torch.long)
+    items_per_batch = max(1, max(loader.batch_size or 0, MIN_ENCODE_BATCH) // views)
     dataset = SeededViews(wrapper.data_source, wrapper.transform, seed, views)
     with preserved_random_state():
-        ordered = DataLoader(dataset, batch_size=loader.batch_size or 64, num_workers=loader.num_workers)
-        for batch in ordered:
-            encoded = encode_images(batch["img"].to(device))
+        for batch in DataLoader(dataset, batch_size=items_per_batch, num_workers=loader.num_workers):
+            images = batch["img"].to(device)
+            encoded = encode_images(images.flatten(0, 1)).unflatten(0, images.shape[:2])
             if features is None:
                 features = torch.zeros(views, size, encoded.shape[-1], dtype=encoded.dtype, device=device)
-            features[batch["view"].to(device), batch["index"].to(device)] = encoded
+            features[:, batch["index"].to(device)] = encoded.transpose(0, 1)
             labels[batch["index"]] = batch["label"]
     return features, labels
 
@@ -105,20 +111,13 @@ class CachedFeatureLoader:
     """Yields Dassl-style batches whose ``img`` holds cached image features of shape (B, dim)."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, drop_last: bool, seed: int):
-        self.features = features
+        self.features = features  # (views, dataset size, dim)
+        self.views, self.dataset_size = features.shape[:2]
         self.labels = labels.to(features.device)
         self.batch_size = batch_size
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
-
-    @property
-    def views(self) -> int:
-        return self.features.shape[0]
-
-    @property
-    def dataset_size(self) -> int:
-        return self.features.shape[1]
 
     def set_epoch(self, epoch: int) -> None:
         """Select the view and the shuffling seed for ``epoch``."""

@@ -14,6 +14,17 @@ encoder. Methods that prompt the image tower (VPT, MaPLe) need pixels: they are 
 workers (``pixel_stream``), so memory does not grow with the corpus.
 Meta-training runs in fp32 whatever the method's ``PREC`` (second-order steps in fp16 overflow).
 
+Validation (the criterion for choosing meta-learning settings, ``bench/bench_toy_meta_select.py``): after
+every epoch, ``VAL_TASKS`` fixed tasks are adapted and their query loss and accuracy (image -> caption
+top-1 within the query batch) are recorded. With ``HOLDOUT_CLUSTERS`` = m > 0, m clusters of the task
+level are drawn at random (seeded) and kept out of meta-training; validation tasks take their support and
+query sets from those clusters only, so the criterion is out of sample in the domains. With
+``VAL_INNER_STEPS`` / ``VAL_INNER_LR`` set, validation adapts with that fixed number of regulated
+steps whatever the inner loop being tried, as downstream tuning uses its own recipe whatever
+the meta settings: candidates with other inner loops are then compared under the same adaptation.
+The history is written to ``<output>/validation.json``; the first entry (before meta-training: a random
+init with a fresh, identity-like regulator) is the plain prompt-tuning reference.
+
 Distributed (``torchrun --nproc-per-node N meta_train.py ...``): every rank draws the same meta-batch
 (same seed), computes the meta-gradient of its share (tasks ``i`` with ``i % N == rank``, each loss
 over the whole meta-batch size), the gradients and stats are summed with one all-reduce, and every
@@ -24,6 +35,7 @@ config are refused before any work.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 from typing import Dict, Iterator, List, Optional
@@ -39,20 +51,23 @@ from torch import nn
 from clustering.encode import corpus_source_key, load_encoded
 from clustering.features import refuse_nonfinite_rows
 from clustering.split_file import load_split
-from clustering.task_sampler import TaskSampler
+from clustering.task_sampler import TaskSampler, held_out_clusters
 from fileio.stage_files import META_CHECKPOINT_NAME
 from parallel import distributed
 from trainers.backbone.clip_loader import checkpoint_fingerprint, load_clip
 from trainers.backbone.prompt_trainer import trainable_prompt_parameters
 
+from fileio.atomic import write_text_atomically
+
 from .meta_checkpoint import MetaCheckpoint, save_meta_checkpoint
-from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, meta_objective
+from .meta_learning import MetaLearner, MetaLearningSettings, MetaTask, inner_adapt
 from .pixel_stream import CorpusPixels, PixelStream, RowPixels
 from .regulator import build_regulator
 from .structure_tta import (StructureInducedRegulator, entropy_step_objective, structure_encoder_from_split,
                             test_time_payload)
-from .task_loss import PairBatch, make_pair_logits, make_pair_loss, mix_query_with_support
+from .task_loss import PairBatch, contrastive_pair_loss, make_pair_logits, make_pair_loss, mix_query_with_support
 
+VALIDATION_NAME = "validation.json"
 PLACEHOLDER_CLASSNAMES = ["object"]
 
 
@@ -124,8 +139,20 @@ class MetaTrainer(TrainerBase):
             consistency_weight=self.gram.CONSISTENCY_WEIGHT, gradient_similarity=self.gram.GRADIENT_SIMILARITY)
         self.learner = MetaLearner(self.prompt_params, self.regulator, make_pair_loss(self.model), self.settings)
         self.seed = max(cfg.SEED, 0)  # SEED -1 (no fixed seed, train.py's default) draws as seed 0 does
-        self.sampler = self._sampler(seed=self.seed)
-        self.val_tasks = self._sampler(seed=self.seed + 10_000).sample_tasks(self.gram.VAL_TASKS)
+        self.val_settings = MetaLearningSettings(
+            inner_lr=self.gram.VAL_INNER_LR or self.gram.INNER_LR,
+            inner_steps=self.gram.VAL_INNER_STEPS or self.gram.INNER_STEPS,
+            first_order=True, consistency_weight=0.0)  # the adapted prompts are the same in either order
+        self.held_out, training_clusters = None, None
+        if self.gram.HOLDOUT_CLUSTERS:
+            level = self.split.levels[self.gram.LEVEL]
+            self.held_out = held_out_clusters(self.split, self.gram.LEVEL, self.gram.HOLDOUT_CLUSTERS,
+                                              max(self.gram.SUPPORT_SIZE, self.gram.QUERY_SIZE), self.seed)
+            training_clusters = np.setdiff1d(np.arange(level.num_clusters), self.held_out)
+        self.sampler = self._sampler(seed=self.seed, clusters=training_clusters)
+        self.logits_fn = make_pair_logits(self.model)
+        self.val_tasks = self._sampler(seed=self.seed + 10_000, clusters=self.held_out).sample_tasks(
+            self.gram.VAL_TASKS)
         self.validation_history: List[Dict[str, float]] = []
 
     def _check_ranks(self, split_path: str) -> None:
@@ -151,9 +178,10 @@ class MetaTrainer(TrainerBase):
         return PixelStream(dataset, workers=self.gram.PIXEL_WORKERS, prefetch=self.gram.PIXEL_PREFETCH,
                            pin_memory=self.device.type == "cuda")
 
-    def _sampler(self, seed: int) -> TaskSampler:
+    def _sampler(self, seed: int, clusters=None) -> TaskSampler:
         return TaskSampler(self.split, level=self.gram.LEVEL, support_size=self.gram.SUPPORT_SIZE,
-                           query_size=self.gram.QUERY_SIZE, seed=seed, adaptive=self.gram.ADAPTIVE_TASKS)
+                           query_size=self.gram.QUERY_SIZE, seed=seed, adaptive=self.gram.ADAPTIVE_TASKS,
+                           clusters=clusters)
 
     # ------------------------------------------------------------------ tasks
     def pair_batch(self, rows: np.ndarray, pixels: Optional[RowPixels] = None) -> PairBatch:
@@ -242,6 +270,7 @@ class MetaTrainer(TrainerBase):
             return
         test_time = self.train_test_time_regulator() if self.gram.TTA else None
         path = self.write_meta_checkpoint(test_time)
+        self.write_validation()
         skipped = self.pixels.report() if self.pixels is not None else None
         if skipped:
             print(skipped)
@@ -251,19 +280,33 @@ class MetaTrainer(TrainerBase):
 
     # ------------------------------------------------------------------ evaluation and output
     def validate(self) -> Dict[str, float]:
-        """Mean query loss of the fixed validation tasks, before and after the regulated inner steps."""
-        before, after = [], []
+        """Query loss of the fixed validation tasks before and after adaptation, and accuracy after it."""
+        before, after, accuracy = [], [], []
         for task in self.val_tasks:
             meta_task = self.meta_task(task)
             with torch.no_grad():
                 before.append(float(self.learner.loss_fn(self.prompt_params, meta_task.query)))
-            _, stats = meta_objective(self.prompt_params, meta_task, self.learner.loss_fn, self.regulator,
-                                      self.settings)
-            after.append(stats["query_loss"])
+            adapted, _, _, _ = inner_adapt(self.prompt_params, self.learner.loss_fn, meta_task.support,
+                                           self.regulator, self.val_settings)
+            with torch.no_grad():
+                logits = self.logits_fn(adapted, meta_task.query.images, meta_task.query.texts)
+                after.append(float(contrastive_pair_loss(logits)))
+                targets = torch.arange(logits.shape[0], device=logits.device)
+                accuracy.append(100.0 * float((logits.argmax(dim=-1) == targets).float().mean()))
         result = {"query_loss_before_adaptation": float(np.mean(before)),
-                  "query_loss_after_adaptation": float(np.mean(after))}
+                  "query_loss_after_adaptation": float(np.mean(after)),
+                  "query_accuracy_after_adaptation": float(np.mean(accuracy))}
         self.validation_history.append(result)
         return result
+
+    def write_validation(self) -> str:
+        """``validation.json``: the held-out clusters, the validation adaptation and the history."""
+        record = {"held_out_clusters": None if self.held_out is None else self.held_out.tolist(),
+                  "val_inner_steps": self.val_settings.inner_steps, "val_inner_lr": self.val_settings.inner_lr,
+                  "history": self.validation_history}
+        path = os.path.join(self.output_dir, VALIDATION_NAME)
+        write_text_atomically(path, json.dumps(record, indent=2))
+        return path
 
     @staticmethod
     def format_validation(validation: Dict[str, float]) -> str:

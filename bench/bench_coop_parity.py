@@ -29,18 +29,13 @@ THIRD_PARTY = os.path.join(REPO, "third_party")
 DATASETS = {
     "ImageNet": ("imagenet", 100, 12),
     "ImageNetV2": ("imagenetv2", 1000, 4),  # CoOp's loader reads folders 0..999
-    "ImageNetSketch": ("imagenet_sketch", 50, 6),
-    "ImageNetA": ("imagenet_a", 50, 6),
-    "ImageNetR": ("imagenet_r", 50, 6),
-    "Caltech101": ("caltech101", 10, 20),
-    "DescribableTextures": ("dtd", 10, 20),
-    "EuroSAT": ("eurosat", 10, 20),
-    "Food101": ("food101", 10, 20),
-    "OxfordPets": ("oxford_pets", 10, 20),
-    "StanfordCars": ("stanford_cars", 10, 20),
-    "OxfordFlowers": ("oxford_flowers", 10, 20),
-    "SUN397": ("sun397", 10, 20),
-    "UCF101": ("ucf101", 10, 20),
+    **{name: (module, 50, 6) for name, module in (("ImageNetSketch", "imagenet_sketch"), ("ImageNetA", "imagenet_a"),
+                                                  ("ImageNetR", "imagenet_r"))},
+    # the datasets whose split CoOp generates: 10 classes of 20 images each
+    **{name: (module, 10, 20) for name, module in (
+        ("Caltech101", "caltech101"), ("DescribableTextures", "dtd"), ("EuroSAT", "eurosat"),
+        ("Food101", "food101"), ("OxfordPets", "oxford_pets"), ("StanfordCars", "stanford_cars"),
+        ("OxfordFlowers", "oxford_flowers"), ("SUN397", "sun397"), ("UCF101", "ucf101"))},
 }
 TEST_ONLY = {"ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR"}
 SHOTS, SEEDS = (1, 4), (1, 2, 3)

@@ -1,13 +1,14 @@
 """open_clip backbones against OpenAI's CLIP at ViT-B/16 widths: parameters, memory and training-step time.
 
-    python bench/bench_open_clip.py [--method CoOp] [--batch 4] [--classes 10] [--steps 3] [--threads 1]
+    python bench/bench_open_clip.py [--method CoOp] [--batch 4] [--classes 10] [--steps 3] [--threads 1] [--rounds 3]
 
 Both models are randomly initialised (no download): OpenAI's ViT-B/16 architecture built by
 ``clip.model.build_model`` (QuickGELU), and ``open_clip:ViT-B-16`` (LAION's ViT-B-16 architecture, GELU)
 converted by ``trainers.backbone.open_clip_backbone``; both end as the same ``clip.model.CLIP`` module
 and run through the same prompt method (fp32 on the CPU, 224-pixel images). Each case runs in its own
-subprocess: the model's resident memory (RSS after building it, above the RSS after imports), the peak
-RSS of the training steps above that (the kernel's VmHWM, reset before the steps), model-building time,
+subprocess, once per round for ``--rounds`` rounds, in an order rotated from round to round (figures are
+min / median / max over rounds, with the open_clip / OpenAI step-time ratio taken within each round):
+the model's resident memory (RSS after building it, above the RSS after imports), the peak RSS of the training steps above that (the kernel's VmHWM, reset before the steps), model-building time,
 and the CPU time (and wall time) of one training step (forward, backward, SGD step on the prompt
 parameters), the best of ``--steps`` after a warm-up step.
 """
@@ -21,6 +22,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "third_party")]
+from interleaved import format_spread, rotated  # noqa: E402  (bench/ is the script's folder, first on sys.path)
 
 CASES = ("openai", "open_clip")
 VIT_B16 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=16,
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10, help="class prompts per step")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per case (after one warm-up step)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per case")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each case once per round)")
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # one case, in this process
     parser.add_argument("--out", default="", help="also write the results as JSON here")
     args = parser.parse_args()
@@ -115,22 +118,32 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         print(json.dumps(run_case(args.case, args.method, args.batch, args.classes, args.steps)))
         return
-    rows = []
-    for case in CASES:
-        command = [sys.executable, os.path.abspath(__file__), "--case", case, "--method", args.method,
-                   "--batch", str(args.batch), "--classes", str(args.classes), "--steps", str(args.steps),
-                   "--threads", str(args.threads)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True,
-                                env=dict(os.environ, OMP_NUM_THREADS=str(args.threads))).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
+    runs = {case: [] for case in CASES}
+    for round_index in range(args.rounds):
+        for case in rotated(CASES, round_index):
+            command = [sys.executable, os.path.abspath(__file__), "--case", case, "--method", args.method,
+                       "--batch", str(args.batch), "--classes", str(args.classes), "--steps", str(args.steps),
+                       "--threads", str(args.threads)]
+            output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                    env=dict(os.environ, OMP_NUM_THREADS=str(args.threads))).stdout
+            runs[case].append(json.loads(output.strip().splitlines()[-1]))
     from tabulate import tabulate
 
-    print(f"{args.method}, batch {args.batch}, {args.classes} classes, fp32 CPU, {args.threads} thread(s)")
-    print(tabulate([[r["case"], r["activation"], f"{r['params_M']:.1f}", f"{r['build_s']:.1f}",
-                     f"{r['step_cpu_s']:.2f}", f"{r['step_wall_s']:.2f}", f"{r['model_rss_MB']:.0f}",
-                     f"{r['step_peak_rss_above_model_MB']:.0f}"] for r in rows],
+    def column(case: str, key: str, digits: int) -> str:
+        return format_spread([run[key] for run in runs[case]], digits=digits)
+
+    print(f"{args.method}, batch {args.batch}, {args.classes} classes, fp32 CPU, {args.threads} thread(s); "
+          f"{args.rounds} interleaved rounds, min / median / max")
+    print(tabulate([[case, runs[case][0]["activation"], f"{runs[case][0]['params_M']:.1f}",
+                     column(case, "build_s", 1), column(case, "step_cpu_s", 2), column(case, "step_wall_s", 2),
+                     column(case, "model_rss_MB", 0), column(case, "step_peak_rss_above_model_MB", 0)]
+                    for case in CASES],
                    headers=["backbone", "MLP act.", "params (M)", "build (s)", "step CPU (s)", "step wall (s)",
                             "model RSS (MB)", "step peak RSS above model (MB)"]))
+    for clock in ("step_cpu_s", "step_wall_s"):
+        ratios = [theirs[clock] / ours[clock] for theirs, ours in zip(runs["open_clip"], runs["openai"])]
+        print(f"open_clip / OpenAI {clock}: {format_spread(ratios)}x")
+    rows = [run for case in CASES for run in runs[case]]
     if args.out:
         from fileio.atomic import write_text_atomically
 

@@ -8,7 +8,8 @@
   the encoding's CPU seconds per pair, and the feature cache's bytes per pair. Target: the 100k peak RSS at
   most 1.2x the 10k one.
 - encode: one corpus of ``--encode-pairs`` pairs encoded by ``cluster.py`` in one process and by
-  ``torchrun --nproc-per-node 2`` (gloo): wall time, CPU time of all processes, throughput ratio, and
+  ``torchrun --nproc-per-node 2`` (gloo), in ``--encode-rounds`` interleaved rounds (the order rotates each
+  round): wall time, CPU time of all processes, the throughput ratio per round as min / median / max, and
   whether the two feature caches are identical.
 
 Corpora are written under ``--work`` (default a temporary folder) and removed at the end.
@@ -33,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from datasets.fixtures import build_corpus_fixture  # noqa: E402
 from testing.tiny_clip import build_tiny_clip, save_clip_state_dict  # noqa: E402
+from interleaved import format_spread, rotated  # noqa: E402  (bench/ is the script's folder, first on sys.path)
 
 # Runs a script's main() as __main__ and prints, last, the peak RSS (KiB) of this process and of its children.
 WITH_PEAK_RSS = """
@@ -96,22 +98,29 @@ def meta_memory(work: str, clip: str, sizes: list[int], iters: int) -> list[list
     return rows
 
 
-def encode_throughput(work: str, clip: str, pairs: int) -> dict:
+def encode_throughput(work: str, clip: str, pairs: int, rounds: int) -> dict:
+    """Encode the same corpus with 1 process and with 2 gloo processes, in ``rounds`` interleaved rounds
+    (the order rotates each round, every run into a fresh folder); per-round wall and CPU times."""
     from clustering import load_encoded
 
     corpus = build_corpus_fixture(os.path.join(work, "encode_corpus"), n=pairs, fmt="tsv", image_size=64)
-    result = {}
-    for name, launcher in (("1 process", [sys.executable]),
-                           ("2 gloo processes", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                                 "--nproc-per-node=2"])):
-        out = os.path.join(work, "encode_" + name.split()[0])
-        _, wall, cpu = _run(launcher + _cluster_command(corpus.source, clip, out))
-        result[name] = (wall, cpu, load_encoded(os.path.join(out, "features")))
-    one, two = result["1 process"][2], result["2 gloo processes"][2]
-    result["identical"] = one.ids == two.ids and np.array_equal(one.image, two.image) and \
-        np.array_equal(one.text, two.text)
+    launchers = {"1 process": [sys.executable],
+                 "2 gloo processes": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                      "--nproc-per-node=2"]}
+    times = {name: {"wall_s": [], "cpu_s": []} for name in launchers}
+    encoded = {}
+    for round_index in range(rounds):
+        for name in rotated(list(launchers), round_index):
+            out = os.path.join(work, f"encode_{name.split()[0]}_{round_index}")
+            _, wall, cpu = _run(launchers[name] + _cluster_command(corpus.source, clip, out))
+            times[name]["wall_s"].append(wall)
+            times[name]["cpu_s"].append(cpu)
+            encoded.setdefault(name, load_encoded(os.path.join(out, "features")))
+            shutil.rmtree(out)
+    one, two = encoded["1 process"], encoded["2 gloo processes"]
+    identical = one.ids == two.ids and np.array_equal(one.image, two.image) and np.array_equal(one.text, two.text)
     shutil.rmtree(os.path.join(work, "encode_corpus"))
-    return result
+    return {"times": times, "identical": identical}
 
 
 def main() -> None:
@@ -121,6 +130,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--iters", type=int, default=10, help="outer steps of the meta-training epoch")
     parser.add_argument("--encode-pairs", type=int, default=4000)
+    parser.add_argument("--encode-rounds", type=int, default=3, help="interleaved rounds of the encoding ratio")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="bench_scale_", dir=args.work)
@@ -137,12 +147,17 @@ def main() -> None:
             print(f"peak RSS ratio {rows[-1][0]} vs {rows[0][0]} pairs: {ratio:.3f} (workers {workers:.3f}); "
                   f"target <= 1.2")
         if args.part in ("all", "encode"):
-            result = encode_throughput(work, clip, args.encode_pairs)
-            (wall1, cpu1, _), (wall2, cpu2, _) = result["1 process"], result["2 gloo processes"]
-            print(tabulate([["1 process", f"{wall1:.1f}", f"{cpu1:.1f}", f"{args.encode_pairs / wall1:.0f}"],
-                            ["2 gloo processes", f"{wall2:.1f}", f"{cpu2:.1f}", f"{args.encode_pairs / wall2:.0f}"]],
-                           headers=["cluster.py", "wall (s)", "CPU (s)", "pairs/s (wall)"]))
-            print(f"throughput 2 vs 1 process: {wall1 / wall2:.2f}x wall, CPU time {cpu2 / cpu1:.2f}x; "
+            result = encode_throughput(work, clip, args.encode_pairs, args.encode_rounds)
+            times = result["times"]
+            print(tabulate([[name, format_spread(clock["wall_s"], digits=1), format_spread(clock["cpu_s"], digits=1)]
+                            for name, clock in times.items()],
+                           headers=["cluster.py", "wall (s) min / median / max", "CPU (s) min / median / max"]))
+            throughput = [one / two for one, two in zip(times["1 process"]["wall_s"],
+                                                         times["2 gloo processes"]["wall_s"])]
+            cpu_cost = [two / one for one, two in zip(times["1 process"]["cpu_s"],
+                                                       times["2 gloo processes"]["cpu_s"])]
+            print(f"throughput 2 vs 1 process over {args.encode_rounds} interleaved rounds, min / median / max: "
+                  f"{format_spread(throughput)}x (wall); CPU time {format_spread(cpu_cost)}x; "
                   f"features identical: {result['identical']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

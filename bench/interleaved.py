@@ -11,6 +11,12 @@ Timings = Dict[str, Dict[str, List[float]]]  # case -> {"wall_s": [...], "cpu_s"
 CLOCKS = ("cpu_s", "wall_s")
 
 
+def rotated(names: Sequence[str], round_index: int) -> List[str]:
+    """The order of ``names`` in round ``round_index``: rotated by one case per round."""
+    shift = round_index % len(names)
+    return list(names[shift:]) + list(names[:shift])
+
+
 def interleaved_rounds(cases: Dict[str, Callable[[], None]], rounds: int, repeats: int = 1,
                        warmup: bool = True) -> Timings:
     """Time every case ``repeats`` times in a row per round (the mean is the round's figure), for
@@ -21,8 +27,7 @@ def interleaved_rounds(cases: Dict[str, Callable[[], None]], rounds: int, repeat
             cases[name]()
     timings: Timings = {name: {clock: [] for clock in CLOCKS} for name in names}
     for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in rotated(names, round_index):
             wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(repeats):
                 cases[name]()

@@ -43,20 +43,26 @@ def one_line(error) -> str:
     return text
 
 
+def refused_unless_opted_in(path: str, load, error_type, marker: str, warning: str) -> None:
+    """``load(path)`` refuses the crafted file in one line naming it and the opt-in, running none of its
+    code; ``load(path, allow_pickle=True)`` (the explicit opt-in, trusted files only) warns and unpickles it."""
+    assert_attack_is_real(lambda: torch.load(path, weights_only=False), marker)
+    with pytest.raises(error_type) as error:
+        load(path)
+    assert path in one_line(error) and "TRAIN.ALLOW_PICKLED_CHECKPOINTS" in str(error.value)
+    assert not os.path.exists(marker)
+    with pytest.warns(UserWarning, match=warning):
+        load(path, allow_pickle=True)
+    assert os.path.exists(marker)
+
+
 @pytest.mark.scenario("train.py", "bad input")
 def test_engine_checkpoint_with_code_is_refused_without_the_opt_in(tmp_path, marker):
     from dassl.utils import load_checkpoint
 
     path = str(tmp_path / "model.pth.tar-1")
     torch.save({"state_dict": {}, "epoch": 1, "optimizer": Payload(marker)}, path)
-    assert_attack_is_real(lambda: torch.load(path, weights_only=False), marker)
-    with pytest.raises(RuntimeError) as error:
-        load_checkpoint(path)
-    assert path in one_line(error) and "TRAIN.ALLOW_PICKLED_CHECKPOINTS" in str(error.value)
-    assert not os.path.exists(marker)
-    with pytest.warns(UserWarning, match="unpickling in full"):
-        load_checkpoint(path, allow_pickle=True)  # the explicit opt-in: trusted files only
-    assert os.path.exists(marker)
+    refused_unless_opted_in(path, load_checkpoint, RuntimeError, marker, warning="unpickling in full")
 
 
 @pytest.mark.scenario("train.py", "bad input")
@@ -66,14 +72,7 @@ def test_meta_checkpoint_with_code_is_refused_without_the_opt_in(tmp_path, marke
     path = str(tmp_path / "meta_checkpoint.pth")
     torch.save({"format": FORMAT, "method": "CoOp", "prompt_init": {}, "regulator_config": Payload(marker),
                 "regulator_state": {}, "clip_fingerprint": "", "backbone": "", "settings": {}, "test_time": None}, path)
-    assert_attack_is_real(lambda: torch.load(path, weights_only=False), marker)
-    with pytest.raises(MetaCheckpointError) as error:
-        load_meta_checkpoint(path)
-    assert path in one_line(error) and "TRAIN.ALLOW_PICKLED_CHECKPOINTS" in str(error.value)
-    assert not os.path.exists(marker)
-    with pytest.warns(UserWarning, match="in full"):
-        load_meta_checkpoint(path, allow_pickle=True)
-    assert os.path.exists(marker)
+    refused_unless_opted_in(path, load_meta_checkpoint, MetaCheckpointError, marker, warning="in full")
 
 
 def test_meta_checkpoints_are_written_in_a_weights_only_form(tmp_path):

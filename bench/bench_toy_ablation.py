@@ -15,7 +15,6 @@ seeds 1-3), paired by seed with CoOp's runs of that script:
 
 Each row's difference to CoOp and to the row above is paired by seed, mean [95% t interval].
 """
-import argparse
 import contextlib
 import io
 import os
@@ -27,6 +26,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, "third_party")]
 
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
+from toy_bench_args import toy_world_parser  # noqa: E402  (bench/ is the script's folder, first on sys.path)
 
 import meta_train  # noqa: E402
 from bench_toy_protocols import REPORTED, average_per_seed, per_seed, run_protocol  # noqa: E402
@@ -70,10 +70,7 @@ def variant_meta(args, name: str, folder: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--root", default=os.path.join(REPO, "data", "toy"), help="the toy world (make demo)")
-    parser.add_argument("--clip", default=None, help="CLIP checkpoint (default ROOT/toy_clip/toy_vit.pt)")
+    parser = toy_world_parser(__doc__.splitlines()[0])
     parser.add_argument("--features", default=os.path.join(REPO, "output", "demo", "gram", "clusters", "features"),
                         help="the demo's corpus feature cache")
     parser.add_argument("--baseline", default="output/bench_toy_protocols", help="bench_toy_protocols.py's output")

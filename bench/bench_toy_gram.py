@@ -16,7 +16,6 @@ Runs go through ``train.main`` in this process (the same code as ``train.py``, w
 interpreter start-up per run) and are kept under ``--output``: a second call re-reads them. The first
 table averages ``--test-datasets`` (the demo's two), the second all ``--datasets``.
 """
-import argparse
 import contextlib
 import io
 import json
@@ -32,11 +31,11 @@ sys.path[:0] = [REPO, os.path.join(REPO, "third_party")]
 
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
+from toy_bench_args import toy_world_parser  # noqa: E402  (bench/ is the script's folder, first on sys.path)
 
 import train  # noqa: E402
 from fileio.stage_files import META_CHECKPOINT_NAME  # noqa: E402
 from tools.tables import harmonic_mean  # noqa: E402
-from tools.help_format import DefaultsHelpFormatter  # noqa: E402
 
 METHODS = ("CoOp", "CoCoOp", "VPT", "MaPLe")
 ZEROSHOT_CONFIG = "configs/trainers/CoOp/toy_b2n.yaml"
@@ -116,9 +115,7 @@ def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Se
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("--root", default=os.path.join(REPO, "data", "toy"), help="the toy world (make demo)")
-    parser.add_argument("--clip", default=None, help="CLIP checkpoint (default ROOT/toy_clip/toy_vit.pt)")
+    parser = toy_world_parser(__doc__.splitlines()[0])
     parser.add_argument("--method", default="CoOp", choices=METHODS, help="the prompt method (default CoOp)")
     parser.add_argument("--meta", default=None,
                         help="its meta checkpoint (default for CoOp: the demo's, output/demo/gram/coop)")

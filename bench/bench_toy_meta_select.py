@@ -19,7 +19,6 @@ The validation protocol (``trainers/gram/meta_trainer.py``):
 No downstream dataset is read. The chosen setting is the candidate with the lowest criterion; the final
 meta checkpoint (``make demo``) then meta-trains on all clusters with it.
 """
-import argparse
 import contextlib
 import io
 import json
@@ -33,6 +32,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, "third_party")]
 
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
+from toy_bench_args import toy_world_parser  # noqa: E402  (bench/ is the script's folder, first on sys.path)
 
 import meta_train  # noqa: E402
 from fileio.atomic import write_text_atomically  # noqa: E402
@@ -103,11 +103,7 @@ def selection_table(records: Dict[str, List[dict]]) -> tuple:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--root", default=os.path.join(REPO, "data", "toy"), help="the toy world (make demo)")
-    parser.add_argument("--clip", default=None, help="CLIP checkpoint (default ROOT/toy_clip/toy_vit.pt)")
-    parser.add_argument("--split-file", default=os.path.join(REPO, "output", "demo", "gram", "clusters", "split.json"))
+    parser = toy_world_parser(__doc__.splitlines()[0], split_file=True)
     parser.add_argument("--output", default=os.path.join(REPO, "output", "bench_toy_meta_select"))
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1], help="meta-training seeds per candidate")

@@ -18,7 +18,6 @@ in this process and are kept: a second call only rebuilds the tables. Written un
 each protocol's mean +- std table (Markdown, CSV; PNG for fewshot and base2new) and ``paired.md``, the
 difference <method>_GRAM - <method> paired by seed with its 95% t interval (``tools/paired.py``).
 """
-import argparse
 import contextlib
 import io
 import os
@@ -33,6 +32,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, "third_party")]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
+from toy_bench_args import toy_world_parser  # noqa: E402  (bench/ is the script's folder, first on sys.path)
 
 import meta_train  # noqa: E402
 import train  # noqa: E402
@@ -183,11 +183,7 @@ def write_tables(args, trainers: List[str], methods: List[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--root", default=os.path.join(REPO, "data", "toy"), help="the toy world (make demo)")
-    parser.add_argument("--clip", default=None, help="CLIP checkpoint (default ROOT/toy_clip/toy_vit.pt)")
-    parser.add_argument("--split-file", default=os.path.join(REPO, "output", "demo", "gram", "clusters", "split.json"))
+    parser = toy_world_parser(__doc__.splitlines()[0], split_file=True)
     parser.add_argument("--coop-meta", default=os.path.join(REPO, "output", "demo", "gram", "coop", "meta_checkpoint.pth"),
                         help="CoOp's meta checkpoint (default: the demo's)")
     parser.add_argument("--meta-dir", default=os.path.join(REPO, "output", "gram"),

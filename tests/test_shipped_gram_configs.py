@@ -1,9 +1,10 @@
 """Every shipped GRAM config (configs/gram/*.yaml) meta-trains through every command that uses it.
 
-``scripts/gram/meta_train.sh`` and ``run_protocol.py``'s automatic meta-training pass no ``--seed`` (so
-``SEED`` is -1), and the ViT-B/16 configs meta-train with query mixup: the first step used to fail inside
-``numpy.random.default_rng``. Here the script's own command line (recorded by a stand-in interpreter) is run
-in this process with a tiny CLIP for one meta-step; only sizes are overridden, never mixup or the seed.
+``scripts/gram/meta_train.sh`` and ``run_protocol.py``'s automatic meta-training issue the same command
+(``--seed 1`` by default). A ``meta_train.py`` command typed without ``--seed`` (``SEED`` -1) with query mixup,
+as the old configs had, used to fail inside ``numpy.random.default_rng``. Here the script's own command line
+(recorded by a stand-in interpreter), less its ``--seed``, is run in this process with a tiny CLIP for one
+meta-step; only sizes are overridden, never mixup.
 """
 import argparse
 import glob
@@ -51,14 +52,17 @@ def test_shipped_gram_config_meta_trains_from_the_script_command(config, gram_sp
     split_file, manifest = gram_split
     opts = f"MODEL.BACKBONE.NAME {tiny_vit_checkpoint} TRAINER.GRAM.CORPUS {manifest} {SMALL}"
     argv = script_command(tmp_path, config, opts)
-    assert argv[0] == "meta_train.py" and "--seed" not in argv
+    assert argv[0] == "meta_train.py" and argv[argv.index("--seed") + 1] == "1"  # SEED's default in the script
     job = run_protocol._meta_train_job(
         argparse.Namespace(split_file="split.json", meta_config=config, python=sys.executable,
                            root=str(tmp_path / "data"), opts=opts.split()),
         "CoOp_GRAM", os.path.join(str(tmp_path / "output"), "gram", config, "meta_checkpoint.pth"))
     assert job.command[1:] == argv  # run_protocol meta-trains with the same command
 
-    argv = [split_file if arg == "split.json" else arg for arg in argv]
+    # A hand-typed ``meta_train.py`` command has no --seed (SEED -1), the case that crashed with query mixup:
+    # meta-train with the script's command less its seed.
+    seed_at = argv.index("--seed")
+    argv = [split_file if arg == "split.json" else arg for arg in argv[:seed_at] + argv[seed_at + 2:]]
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(sys, "stdout", sys.stdout)  # meta_train's logger replaces stdout; put it back after
     meta_train.main(meta_train.build_parser().parse_args(argv[1:]))

@@ -46,6 +46,7 @@ import torch
 from tqdm import tqdm
 
 from fileio.atomic import save_npy_atomic, write_json_atomic
+from fileio.hashing import file_sha256
 from parallel import distributed
 
 MANIFEST_NAME = "manifest.json"
@@ -101,7 +102,7 @@ def corpus_source_key(path: str) -> str:
     the names, sizes and modification times of its files (hidden ones, such as the shard indexes
     ``datasets.corpus_index`` caches there, left out)."""
     if os.path.isfile(path):
-        return _file_sha256(path)
+        return file_sha256(path)
     digest = hashlib.sha256()
     for folder, _, names in sorted(os.walk(path)):
         for name in sorted(name for name in names if not name.startswith(".")):
@@ -109,11 +110,6 @@ def corpus_source_key(path: str) -> str:
             digest.update(f"{os.path.relpath(os.path.join(folder, name), path)}\t{stat.st_size}\t"
                           f"{stat.st_mtime_ns}\n".encode("utf-8"))
     return digest.hexdigest()
-
-
-def _file_sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _read_json(path: str, what: str) -> Optional[dict]:
@@ -150,7 +146,7 @@ def verified_shard(cache_dir: str, index: int, settings: dict) -> Optional[tuple
         return None
     digests = record.get("sha256", {})
     try:
-        if any(_file_sha256(files[part]) != digests.get(part) for part in DATA_PARTS):
+        if any(file_sha256(files[part]) != digests.get(part) for part in DATA_PARTS):
             return None
         pairs, image, text = _read_shard(cache_dir, index)
     except (OSError, ValueError):
@@ -258,7 +254,7 @@ class _ShardBuilder:
         save_npy_atomic(files["text"], np.stack([row[3] for row in kept]))
         write_json_atomic(files["pairs"], {"ids": [row[0] for row in kept], "captions": [row[1] for row in kept]})
         write_json_atomic(files["done"], {"count": len(kept), "settings": settings,
-                                          "sha256": {part: _file_sha256(files[part]) for part in DATA_PARTS}})
+                                          "sha256": {part: file_sha256(files[part]) for part in DATA_PARTS}})
 
 
 def _group_items(items: Iterable[Any], shard_size: int, source: str) -> Iterable[tuple[int, list]]:

@@ -46,6 +46,8 @@ import torch
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
+from fileio.hashing import file_sha256
+
 logger = logging.getLogger(__name__)
 
 IMAGE_FIELDS = ("image_path", "image", "filepath", "file", "path", "img")
@@ -102,12 +104,9 @@ def corpus_fingerprint(source: str) -> str:
     """First 16 hex digits of a sha256 that identifies a corpus wherever it is copied: the manifest's bytes, or
     for a folder of shards the relative paths and sizes of its files (hidden ones, such as the shard indexes
     ``datasets.corpus_index`` caches there, left out)."""
-    digest = hashlib.sha256()
     if os.path.isfile(source):
-        with open(source, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()[:16]
+        return file_sha256(source)[:16]
+    digest = hashlib.sha256()
     for folder, _, names in sorted(os.walk(source)):
         for name in sorted(name for name in names if not name.startswith(".")):
             path = os.path.join(folder, name)

@@ -22,19 +22,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-import numpy as np
-import torch
-from tabulate import tabulate
-
-from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,
-                        save_split)
-from datasets.corpus import CorpusStats, ImageTextCorpus, corpus_fingerprint
-from fileio.atomic import NO_SPACE
-from parallel import distributed
 from tools.help_format import DefaultsHelpFormatter
-from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip
-from trainers.backbone.precision import apply_precision
-from trainers.backbone.transforms import clip_preprocess
 
 
 def _numbers(text: str, kind: type, count: Optional[int] = None) -> tuple:
@@ -71,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prototype-strength", type=float, default=0.0,
                         help="CMHC: build prototypes with each cluster's structure complexity (gamma; 0: plain means)")
     parser.add_argument("--gpu", action="store_true", help="run FAISS on the GPU when this FAISS build has one")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="device for the CLIP encoder")
+    parser.add_argument("--device", default=None,
+                        help="device for the CLIP encoder (default: cuda when available, else cpu)")
     parser.add_argument("--batch-size", type=int, default=256, help="pairs per CLIP forward")
     parser.add_argument("--workers", type=int, default=0,
                         help="threads decoding and transforming images (0: none; the features do not depend on it)")
@@ -90,6 +78,25 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--levels applies to --method cmhc; the k-means split has one level of --k clusters")
     args.levels = args.levels or (4, 16, 64)
     return args
+
+
+if __name__ == "__main__":
+    parse_args()  # --help and a malformed command line are answered before torch loads
+
+# The stage itself, imported after the parser so that the lines above need none of it; the functions
+# below use these names only when they run.
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from clustering import (ClusteringSettings, ClusterSplit, build_split, corpus_source_key, encode_corpus,  # noqa: E402
+                        save_split)
+from datasets.corpus import CorpusStats, ImageTextCorpus, corpus_fingerprint  # noqa: E402
+from fileio.atomic import NO_SPACE  # noqa: E402
+from parallel import distributed  # noqa: E402
+from trainers.backbone.clip_loader import CLIPCheckpointError, checkpoint_fingerprint, load_clip  # noqa: E402
+from trainers.backbone.precision import apply_precision  # noqa: E402
+from trainers.backbone.transforms import clip_preprocess  # noqa: E402
 
 
 def summary_table(split: ClusterSplit) -> str:
@@ -119,7 +126,7 @@ def run(args: argparse.Namespace) -> Optional[ClusterSplit]:
     source_key = corpus_source_key(args.corpus)
     distributed.require_agreement({"corpus": source_key, "CLIP checkpoint": fingerprint,
                                    "settings": {k: v for k, v in vars(args).items() if k != "device"}}, "cluster.py")
-    device = distributed.device_for_rank(args.device)
+    device = distributed.device_for_rank(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = apply_precision(load_clip(args.backbone, device=device), "fp32" if device == "cpu" else "fp16")
     transform = clip_preprocess(model.visual.input_resolution)
     corpus = ImageTextCorpus(args.corpus, subsample=args.subsample, seed=args.seed)

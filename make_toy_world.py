@@ -12,18 +12,20 @@ from tools.omp_wait import sleep_while_waiting
 
 sleep_while_waiting()  # before torch loads: a shared CPU must not make waiting OpenMP threads spin
 
-from datasets.toy_world import (WORLD_SIZES, build_heldout_datasets, build_world, ensure_toy_clip,  # noqa: E402
-                                read_toy_clip_record)
-from datasets.toy_world.world import RESOLUTIONS  # noqa: E402
 from tools.help_format import DefaultsHelpFormatter  # noqa: E402
+
+# The choices --help lists without importing the toy world (and torch), as
+# datasets.toy_world's WORLD_SIZES and RESOLUTIONS: tests/test_train_cli.py keeps them equal.
+SIZES = ("default", "small", "tiny")
+RESOLUTION_CHOICES = (32, 64)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--root", required=True, help="data root (DATASET.ROOT)")
     parser.add_argument("--seed", type=int, default=0, help="world and pretraining seed")
-    parser.add_argument("--size", default="default", choices=sorted(WORLD_SIZES), help="world size preset")
-    parser.add_argument("--resolution", type=int, default=32, choices=RESOLUTIONS, help="image side in pixels")
+    parser.add_argument("--size", default="default", choices=SIZES, help="world size preset")
+    parser.add_argument("--resolution", type=int, default=32, choices=RESOLUTION_CHOICES, help="image side in pixels")
     parser.add_argument("--workers", type=int, default=None, help="image-drawing processes (default: up to 2)")
     return parser
 
@@ -49,6 +51,13 @@ def main() -> None:
     print_summary(args.root)
     print(clip_path)
 
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and a malformed command line are answered before torch loads
+
+from datasets.toy_world import (WORLD_SIZES, build_heldout_datasets, build_world, ensure_toy_clip,  # noqa: E402
+                                read_toy_clip_record)
+from datasets.toy_world.world import RESOLUTIONS  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -80,12 +80,21 @@ def test_checkpoint_of_another_model_is_one_line(tmp_path, dataset_root, tiny_vi
                  + coop_argv(dataset_root, str(tmp_path / "eval"), tiny_vit_checkpoint, "TRAINER.COOP.N_CTX", "6"))
 
 
-@pytest.mark.parametrize("entry_point", ["train.py", "meta_train.py"])
+@pytest.mark.parametrize("entry_point", ["train.py", "meta_train.py", "cluster.py", "make_toy_world.py"])
 def test_help_is_answered_before_torch_is_imported(entry_point):
     code = (f"import runpy, sys\nsys.argv = [{entry_point!r}, '--help']\n"
             f"try:\n    runpy.run_path({entry_point!r}, run_name='__main__')\n"
             "except SystemExit:\n    print('loaded:', sorted(m for m in ('torch', 'dassl', 'trainers') if m in sys.modules))\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "third_party"), REPO]))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
-    assert "--config-file" in result.stdout
+    assert "--output-dir" in result.stdout or "--root" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "loaded: []"
+
+
+def test_make_toy_world_lists_the_toy_worlds_sizes_and_resolutions():
+    import make_toy_world
+    from datasets.toy_world import WORLD_SIZES
+    from datasets.toy_world.world import RESOLUTIONS
+
+    assert sorted(make_toy_world.SIZES) == sorted(WORLD_SIZES)
+    assert sorted(make_toy_world.RESOLUTION_CHOICES) == sorted(RESOLUTIONS)

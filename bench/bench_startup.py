@@ -1,4 +1,4 @@
-"""Start-up benchmark (issue 17, item 2): ``python train.py --help`` and the time to the first training step.
+"""Start-up benchmark (issue 17, item 2): each entry point's ``--help`` and the time to the first training step.
 
 Both are timed in fresh processes, as a user starts them, interleaved over ``--rounds`` rounds (one
 uncounted warm-up round first, so Python's bytecode caches are written): min / median / max of the wall
@@ -9,7 +9,8 @@ in the same rounds, alternating with this one.
 The first training step is the first ``optimizer.step()`` of a tiny CoOp run (``train.py --trainer CoOp``
 with ``configs/trainers/CoOp/tiny_ep10.yaml``, a 4-class Caltech101-layout fixture, a tiny ViT CLIP):
 the process registers torch's global optimizer post-step hook, runs ``train.py`` unchanged, reports its
-clock at that hook and exits.
+clock at that hook and exits. The same run as the second job of a persistent worker (``tools/train_worker.py``,
+what ``run_protocol.py``'s CPU slots run) is timed from that job's start: the start-up a sweep pays per run.
 
     python bench/bench_startup.py [--rounds 5] [--compare OTHER_CHECKOUT] [--work-dir DIR] [--out results.json]
 """
@@ -43,6 +44,38 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+HELP_ENTRY_POINTS = ("train.py", "meta_train.py", "cluster.py", "make_toy_world.py")
+
+# Runs the same tiny CoOp job twice in one persistent worker (tools/train_worker.py, as run_protocol.py's
+# CPU slots do) and reports the second job's clock from its start to the end of its first optimizer step.
+WARM_SLOT_PROBE = """
+import json, os, resource, sys, time
+sys.path.insert(0, os.getcwd())
+import torch.optim.optimizer as optimizer
+from tools.train_worker import run_request
+
+def cpu():
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+
+started = []
+LOG = os.path.join(os.path.dirname(json.loads(sys.argv[1])[0][9]), "worker.log")  # beside the jobs' output dirs
+os.makedirs(os.path.dirname(LOG), exist_ok=True)
+
+def first_step(*_):
+    if len(started) == 2:
+        print("FIRST_STEP " + json.dumps({"cpu_s": cpu() - started[1][0], "wall_s": time.perf_counter() - started[1][1]}),
+              file=sys.__stdout__, flush=True)
+        os._exit(0)
+
+optimizer.register_optimizer_step_post_hook(first_step)
+for argv in json.loads(sys.argv[1]):
+    started.append((cpu(), time.perf_counter()))
+    code = run_request({"script": "train.py", "argv": argv, "log": LOG})
+    if code:
+        sys.exit(open(LOG).read()[-3000:])
+"""
+
+
 def prepare(work_dir: str) -> tuple:
     """The dataset fixture and the tiny CLIP the runs use (built once in work_dir)."""
     from datasets.fixtures import build_fixture
@@ -61,7 +94,7 @@ def child_env(repo: str) -> dict:
 
 def timed(repo: str, argv: list, marker: str = "") -> dict:
     """Wall and CPU seconds of a fresh process run in ``repo``; with ``marker``, up to the line it prints
-    starting with it (the CPU time it reports there)."""
+    starting with it (the CPU time, and the wall time if given, it reports there)."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=repo, env=child_env(repo), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -76,7 +109,8 @@ def timed(repo: str, argv: list, marker: str = "") -> dict:
         lines = [line for line in output.splitlines() if line.startswith(marker)]
         if not lines:
             raise RuntimeError(f"{' '.join(argv)} never reached its first training step:\n{output[-3000:]}")
-        cpu = json.loads(lines[0][len(marker):])["cpu_s"]
+        record = json.loads(lines[0][len(marker):])
+        cpu, wall = record["cpu_s"], record.get("wall_s", wall)
     return {"wall_s": wall, "cpu_s": cpu}
 
 
@@ -85,6 +119,12 @@ def first_step_argv(root: str, checkpoint: str, output_dir: str) -> list:
             "--dataset-config-file", "configs/datasets/caltech101.yaml",
             "--config-file", "configs/trainers/CoOp/tiny_ep10.yaml", "--output-dir", output_dir,
             "--seed", "1", "DATASET.NUM_SHOTS", "4", "MODEL.BACKBONE.NAME", checkpoint]
+
+
+def warm_slot_argv(root: str, checkpoint: str, output_dir: str) -> list:
+    """Two jobs for one persistent worker: the second one is timed."""
+    jobs = [first_step_argv(root, checkpoint, os.path.join(output_dir, f"job{job}"))[4:] for job in (1, 2)]
+    return [sys.executable, "-c", WARM_SLOT_PROBE, json.dumps(jobs)]
 
 
 def summary(samples: list) -> dict:
@@ -106,10 +146,16 @@ def main() -> None:
         trees[f"--compare {args.compare}"] = os.path.abspath(args.compare)
     cases = {}
     for index, (tree, repo) in enumerate(trees.items()):
-        cases[f"train.py --help ({tree})"] = lambda run, repo=repo: timed(repo, [sys.executable, "train.py", "--help"])
+        for entry_point in HELP_ENTRY_POINTS:
+            cases[f"{entry_point} --help ({tree})"] = lambda run, repo=repo, entry_point=entry_point: timed(
+                repo, [sys.executable, entry_point, "--help"])
         cases[f"tiny CoOp, first training step ({tree})"] = lambda run, repo=repo, index=index: timed(
             repo, first_step_argv(root, checkpoint, os.path.join(args.work_dir, "runs", f"{index}_{run}")),
             "FIRST_STEP ")
+        cases[f"tiny CoOp, first training step of a persistent worker's second job ({tree})"] = (
+            lambda run, repo=repo, index=index: timed(
+                repo, warm_slot_argv(root, checkpoint, os.path.join(args.work_dir, "warm", f"{index}_{run}")),
+                "FIRST_STEP "))
     samples = {name: [] for name in cases}
     for run in range(args.rounds + 1):  # round 0 warms the caches and is not counted
         for name, case in cases.items():

@@ -156,6 +156,10 @@ def main() -> None:
             lambda run, repo=repo, index=index: timed(
                 repo, warm_slot_argv(root, checkpoint, os.path.join(args.work_dir, "warm", f"{index}_{run}")),
                 "FIRST_STEP "))
+    # The floor under any first step: the libraries a CoOp run cannot start without (Dassl's data pipeline
+    # is torchvision's; openai-clip's model module imports torchvision and pkg_resources), nothing else.
+    cases["import torch, torchvision, clip (the floor)"] = lambda run: timed(
+        REPO, [sys.executable, "-W", "ignore", "-c", "import torch, torchvision, clip"])
     samples = {name: [] for name in cases}
     for run in range(args.rounds + 1):  # round 0 warms the caches and is not counted
         for name, case in cases.items():

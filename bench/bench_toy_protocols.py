@@ -15,8 +15,9 @@ Every run uses the toy recipe ``configs/trainers/<method>/toy_b2n.yaml`` and 4 c
 <method>_GRAM reads its meta checkpoint (``--meta-dir``/toy_<method>/meta_checkpoint.pth, the demo's for
 CoOp) and meta-trains a missing one with ``configs/gram/toy_<method>.yaml``. Runs go through ``train.main``
 in this process and are kept: a second call only rebuilds the tables. Written under ``--output``/tables:
-each protocol's mean +- std table (Markdown, CSV; PNG for fewshot and base2new) and ``paired.md``, the
-difference <method>_GRAM - <method> paired by seed with its 95% t interval (``tools/paired.py``).
+each protocol's mean +- std table (Markdown, CSV; PNG for fewshot and base2new), ``paired.md``, the
+difference <method>_GRAM - <method> paired by seed with its 95% t interval (``tools/paired.py``), and
+``summary.md``, those differences on each protocol's headline average, a row per method.
 """
 import contextlib
 import io
@@ -157,6 +158,36 @@ def paired_rows(runs: List[tables.Run], protocol: str, method: str, baseline_run
     return rows
 
 
+# The summary's columns: (protocol, shots, measure, dataset label in paired_rows, column title).
+SUMMARY_CELLS = [
+    ("fewshot", 1, "acc", "average", "few-shot, 1 shot"),
+    ("fewshot", 16, "acc", "average", "few-shot, 16 shots"),
+    ("fewshot", 1, "acc", "held-out sets average", "held-out sets, 1 shot"),
+    ("base2new", 16, "H", "average", "base-to-new H"),
+    ("base2new", 16, "H", "held-out sets average", "held-out sets, H"),
+    ("dg", 16, "acc", "average", "DG, target avg"),
+    ("cross_dataset", 16, "acc", "average", "cross-dataset, target avg"),
+]
+
+
+def summary_markdown(runs: List[tables.Run], methods: List[str], protocols: List[str]) -> str:
+    """One row per method: <method>_GRAM - <method> on each protocol's headline average (bold: the
+    interval excludes 0)."""
+    cells = [cell for cell in SUMMARY_CELLS if cell[0] in protocols]
+    rows = []
+    for method in methods:
+        found = {}
+        for protocol in sorted({cell[0] for cell in cells}):
+            for _, label, shots, measure, difference in paired_rows(runs, protocol, method):
+                value = difference.replace(" (excludes 0)", "").strip("*")
+                found[(protocol, shots, measure, label.strip("*"))] = (
+                    f"**{value}**" if difference.endswith("(excludes 0)") else value)
+        rows.append([f"{method}_GRAM - {method}"] + [found.get(cell[:4], "") for cell in cells])
+    return ("### GRAM minus its baseline, paired by seed: mean [95% t interval] (bold: excludes 0)\n\n"
+            + tabulate(rows, headers=["methods"] + [cell[4] for cell in cells], tablefmt="github",
+                       disable_numparse=True) + "\n")
+
+
 def write_tables(args, trainers: List[str], methods: List[str]) -> str:
     runs = tables.scan(args.output_root)
     out_dir = os.path.join(args.output_root, "tables")
@@ -179,6 +210,9 @@ def write_tables(args, trainers: List[str], methods: List[str]) -> str:
                          tablefmt="github", disable_numparse=True) + "\n")
     write_text_atomically(os.path.join(out_dir, "paired.md"), paired)
     report.append(paired)
+    summary = summary_markdown(runs, methods, args.protocols)
+    write_text_atomically(os.path.join(out_dir, "summary.md"), summary)
+    report.append(summary)
     return "\n".join(report)
 
 

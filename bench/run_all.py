@@ -5,9 +5,11 @@ settings sized for a 2-core machine and prints their tables. ``--full`` uses the
 (1M-pair clustering, 1,000-class memory cases); ``--toy`` adds the toy-world accuracy tables, from the
 demo's world, clusters and meta checkpoint (run ``make demo`` first): the demo's base-to-new runs (read from
 ``output/demo``), ``bench_toy_gram.py`` (CoOp vs CoOp_GRAM and its ablations at 16 and 1 shots),
-``bench_toy_meta_select.py`` (the choice of the meta settings on held-out meta-tasks),
-``bench_toy_protocols.py`` (few-shot, base-to-new, DG, cross-dataset, seeds 1-3, paired intervals; the
-methods of ``--toy-methods``) and ``bench_toy_ablation.py`` (flat k-means vs CMHC, tasks, prototypes).
+``bench_toy_meta_select.py`` (the choice of each method's meta settings on held-out meta-tasks),
+``bench_toy_recipe_select.py`` (the recipes' learning rates checked on validation splits),
+``bench_toy_probe.py`` (a linear probe's ceiling per toy class set), ``bench_toy_protocols.py`` (few-shot,
+base-to-new, DG, cross-dataset, seeds 1-3, paired intervals; the methods of ``--toy-methods``, all four by
+default: about an hour on 2 cores) and ``bench_toy_ablation.py`` (flat k-means vs CMHC, tasks, prototypes).
 """
 import argparse
 import os
@@ -39,8 +41,8 @@ def main() -> None:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the issues' full sizes")
     parser.add_argument("--toy", action="store_true", help="also print the demo's toy-world table")
-    parser.add_argument("--toy-methods", nargs="+", default=["CoOp"],
-                        help="with --toy: the prompt methods of bench_toy_protocols.py (CoOp CoCoOp VPT MaPLe)")
+    parser.add_argument("--toy-methods", nargs="+", default=["CoOp", "CoCoOp", "VPT", "MaPLe"],
+                        help="with --toy: the prompt methods of bench_toy_meta_select.py and bench_toy_protocols.py")
     parser.add_argument("--only", nargs="*", default=None, help="run only these scripts")
     args = parser.parse_args()
     plan = FULL if args.full else QUICK
@@ -58,9 +60,11 @@ def main() -> None:
     if args.toy:
         print("\n##### toy world base-to-new (output/demo)", flush=True)
         subprocess.run([sys.executable, "parse_test_res.py", "output/demo", "--protocol", "base2new"], cwd=REPO, env=env)
-        toy = {"bench_toy_gram.py": [], "bench_toy_meta_select.py": [],
-               "bench_toy_protocols.py": ["--methods"] + args.toy_methods, "bench_toy_ablation.py": []}
-        for script, options in toy.items():
+        toy = [("bench_toy_gram.py", [])]
+        toy += [("bench_toy_meta_select.py", ["--method", method]) for method in args.toy_methods]
+        toy += [("bench_toy_recipe_select.py", ["--methods"] + args.toy_methods), ("bench_toy_probe.py", []),
+                ("bench_toy_protocols.py", ["--methods"] + args.toy_methods), ("bench_toy_ablation.py", [])]
+        for script, options in toy:
             print(f"\n##### {script} {' '.join(options)}", flush=True)
             if subprocess.run([sys.executable, os.path.join(BENCH, script)] + options, cwd=REPO, env=env).returncode:
                 failed.append(script)

@@ -7,6 +7,7 @@ demo's world, clusters and meta checkpoint (run ``make demo`` first): the demo's
 ``output/demo``), ``bench_toy_gram.py`` (CoOp vs CoOp_GRAM and its ablations at 16 and 1 shots),
 ``bench_toy_meta_select.py`` (the choice of each method's meta settings on held-out meta-tasks),
 ``bench_toy_recipe_select.py`` (the recipes' learning rates checked on validation splits),
+``bench_toy_tta_select.py`` (the test-time meta setting, on shifted styles the TTA table leaves out),
 ``bench_toy_probe.py`` (a linear probe's ceiling per toy class set), ``bench_toy_protocols.py`` (few-shot,
 base-to-new, DG, cross-dataset, seeds 1-3, paired intervals; the methods of ``--toy-methods``, all four by
 default: about an hour on 2 cores) and ``bench_toy_ablation.py`` (flat k-means vs CMHC, tasks, prototypes).
@@ -62,7 +63,8 @@ def main() -> None:
         subprocess.run([sys.executable, "parse_test_res.py", "output/demo", "--protocol", "base2new"], cwd=REPO, env=env)
         toy = [("bench_toy_gram.py", [])]
         toy += [("bench_toy_meta_select.py", ["--method", method]) for method in args.toy_methods]
-        toy += [("bench_toy_recipe_select.py", ["--methods"] + args.toy_methods), ("bench_toy_probe.py", []),
+        toy += [("bench_toy_recipe_select.py", ["--methods"] + args.toy_methods), ("bench_toy_tta_select.py", []),
+                ("bench_toy_probe.py", []),
                 ("bench_toy_protocols.py", ["--methods"] + args.toy_methods), ("bench_toy_ablation.py", [])]
         for script, options in toy:
             print(f"\n##### {script} {' '.join(options)}", flush=True)

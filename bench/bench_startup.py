@@ -9,7 +9,10 @@ in the same rounds, alternating with this one.
 The first training step is the first ``optimizer.step()`` of a tiny CoOp run (``train.py --trainer CoOp``
 with ``configs/trainers/CoOp/tiny_ep10.yaml``, a 4-class Caltech101-layout fixture, a tiny ViT CLIP):
 the process registers torch's global optimizer post-step hook, runs ``train.py`` unchanged, reports its
-clock at that hook and exits. The same run as the second job of a persistent worker (``tools/train_worker.py``,
+clock at that hook and exits. The same run with the feature cache (``CACHE_VIEWS 10``, 10 classes x 16 shots
+of 224-pixel JPEGs, the setup of issue 17's item 1 and of ``bench_feature_cache.py --setup tiny``) is timed
+too: its first step comes after the cache build, which is what a cached tiny run (every toy-world recipe)
+waits for before its first epoch. The same run as the second job of a persistent worker (``tools/train_worker.py``,
 what ``run_protocol.py``'s CPU slots run) is timed from that job's start: the start-up a sweep pays per run.
 
     python bench/bench_startup.py [--rounds 5] [--compare OTHER_CHECKOUT] [--work-dir DIR] [--out results.json]
@@ -84,7 +87,10 @@ def prepare(work_dir: str) -> tuple:
     root = os.path.join(work_dir, "data")
     if not os.path.isdir(os.path.join(root, "caltech-101")):
         build_fixture("Caltech101", root, num_classes=4, images_per_class=8, image_size=40)
-    return root, ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt"))
+    cached_root = os.path.join(work_dir, "data_10_classes")
+    if not os.path.isdir(os.path.join(cached_root, "caltech-101")):
+        build_fixture("Caltech101", cached_root, num_classes=10, images_per_class=64, image_size=224)
+    return root, cached_root, ensure_tiny_clip(os.path.join(work_dir, "tiny_vit.pt"))
 
 
 def child_env(repo: str) -> dict:
@@ -114,11 +120,15 @@ def timed(repo: str, argv: list, marker: str = "") -> dict:
     return {"wall_s": wall, "cpu_s": cpu}
 
 
-def first_step_argv(root: str, checkpoint: str, output_dir: str) -> list:
+# The cached case: issue 17's item-1 setup (10 classes x 16 shots, a cached view per epoch).
+CACHED_OPTS = ["DATASET.NUM_SHOTS", "16", "TRAINER.COOP.CACHE_IMAGE_FEATURES", "True", "TRAINER.COOP.CACHE_VIEWS", "10"]
+
+
+def first_step_argv(root: str, checkpoint: str, output_dir: str, opts: tuple = ()) -> list:
     return [sys.executable, "-c", FIRST_STEP_PROBE, "train.py", "--root", root, "--trainer", "CoOp",
             "--dataset-config-file", "configs/datasets/caltech101.yaml",
             "--config-file", "configs/trainers/CoOp/tiny_ep10.yaml", "--output-dir", output_dir,
-            "--seed", "1", "DATASET.NUM_SHOTS", "4", "MODEL.BACKBONE.NAME", checkpoint]
+            "--seed", "1", "DATASET.NUM_SHOTS", "4", "MODEL.BACKBONE.NAME", checkpoint, *opts]
 
 
 def warm_slot_argv(root: str, checkpoint: str, output_dir: str) -> list:
@@ -140,7 +150,7 @@ def main() -> None:
     parser.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(), "gram_bench_startup"))
     parser.add_argument("--out", default="", help="also write the figures as JSON")
     args = parser.parse_args()
-    root, checkpoint = prepare(args.work_dir)
+    root, cached_root, checkpoint = prepare(args.work_dir)
     trees = {"this checkout": REPO}
     if args.compare:
         trees[f"--compare {args.compare}"] = os.path.abspath(args.compare)
@@ -152,6 +162,11 @@ def main() -> None:
         cases[f"tiny CoOp, first training step ({tree})"] = lambda run, repo=repo, index=index: timed(
             repo, first_step_argv(root, checkpoint, os.path.join(args.work_dir, "runs", f"{index}_{run}")),
             "FIRST_STEP ")
+        cases[f"tiny CoOp with the feature cache (CACHE_VIEWS 10), first training step ({tree})"] = (
+            lambda run, repo=repo, index=index: timed(
+                repo, first_step_argv(cached_root, checkpoint,
+                                      os.path.join(args.work_dir, "cached", f"{index}_{run}"), CACHED_OPTS),
+                "FIRST_STEP "))
         cases[f"tiny CoOp, first training step of a persistent worker's second job ({tree})"] = (
             lambda run, repo=repo, index=index: timed(
                 repo, warm_slot_argv(root, checkpoint, os.path.join(args.work_dir, "warm", f"{index}_{run}")),

@@ -12,6 +12,10 @@ base and the new classes (CoCoOp's protocol, the method's recipe ``configs/train
 * <method>_GRAM with the meta-learned prompt initialization only, with the regulator only, and both
   (the method). Meta-train other methods first with ``configs/gram/toy_<method>.yaml`` (README).
 
+``--train-classes all`` trains on every class instead (the few-shot protocol's training set) and tests
+the same prompts on all classes at once and on the base and the new half apart: with the base-to-new runs
+it separates what the training set does to GRAM's gain from what the evaluation's number of classes does.
+
 Runs go through ``train.main`` in this process (the same code as ``train.py``, without paying the
 interpreter start-up per run) and are kept under ``--output``: a second call re-reads them. The first
 table averages ``--test-datasets`` (the demo's two), the second all ``--datasets``.
@@ -62,26 +66,29 @@ def reference_row(method: str) -> str:
 
 
 def run_one(args, variant: str, dataset: str, shots: int, seed: int) -> Dict[str, float]:
-    """Train on base classes (unless zero-shot) and test on base and new; cached in results.json."""
+    """Train on ``args.train_classes`` (unless zero-shot), test on those and on each half; cached in
+    results.json. Returns the accuracy per tested class subset ("base", "new", and "all" if trained on all)."""
     trainer, extra = variants(args.method)[variant]
     extra = [args.meta if value == "{meta}" else value for value in extra]
     config = ZEROSHOT_CONFIG if trainer == "ZeroshotCLIP" else f"configs/trainers/{args.method}/toy_b2n.yaml"
     tag = variant.replace(" ", "_").replace('"', "").replace("(", "").replace(")", "")
-    run_dir = os.path.join(args.output, args.method, f"shots_{shots}", dataset, tag, f"seed{seed}")
+    shots_dir = f"shots_{shots}" if args.train_classes == "base" else f"shots_{shots}_all_classes"
+    run_dir = os.path.join(args.output, args.method, shots_dir, dataset, tag, f"seed{seed}")
     common = ["--root", args.root, "--seed", str(seed), "--trainer", trainer, "--config-file", config,
               "--dataset-config-file", os.path.join(REPO, "configs", "datasets", f"{dataset}.yaml"),
               "MODEL.BACKBONE.NAME", args.clip, "DATASET.NUM_SHOTS", str(shots)] + extra
     accuracy = {}
-    for subsample in ("base", "new"):
+    subsamples = ("base", "new") if args.train_classes == "base" else ("all", "base", "new")
+    for subsample in subsamples:  # the trained subset first: the others evaluate its prompts
         out = os.path.join(run_dir, f"test_{subsample}")
         results = os.path.join(out, "results.json")
         if not os.path.isfile(results):
             argv = ["--output-dir", out]
             if trainer == "ZeroshotCLIP":
                 argv += ["--eval-only"]
-            elif subsample == "new":  # evaluate the base-trained prompts (train_base wrote test_base)
+            elif subsample != args.train_classes:  # evaluate the prompts trained in test_<train_classes>
                 max_epoch = train.setup_cfg(train.build_parser().parse_args(common)).OPTIM.MAX_EPOCH
-                argv += ["--eval-only", "--model-dir", os.path.join(run_dir, "test_base"),
+                argv += ["--eval-only", "--model-dir", os.path.join(run_dir, f"test_{args.train_classes}"),
                          "--load-epoch", str(max_epoch)]
             parsed = train.build_parser().parse_args(argv + common + ["DATASET.SUBSAMPLE_CLASSES", subsample])
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -108,9 +115,12 @@ def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Se
         h = harmonic_mean(base, new)
         reference_h = h if variant == reference_row(method) else reference_h
         row += [f"{base:.2f}", f"{new:.2f}", f"{h:.2f}"]
+        if "all" in cells[(variant, datasets[0])][0]:  # trained on all classes: the all-way accuracy too
+            row.append(f"{np.mean([np.mean([r['all'] for r in cells[(variant, d)]]) for d in datasets]):.2f}")
         rows.append(row)
+    h_column = len(datasets) + 3
     for row in rows:
-        row.append(f"{float(row[-1]) - reference_h:+.2f}")
+        row.append(f"{float(row[h_column]) - reference_h:+.2f}")
     return rows
 
 
@@ -125,6 +135,8 @@ def main() -> None:
                         help="datasets averaged in the first table (the demo's)")
     parser.add_argument("--shots", nargs="+", type=int, default=[16, 1])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--train-classes", choices=("base", "all"), default="base",
+                        help="train on the base half (base-to-new) or on all classes (few-shot), then test each half")
     args = parser.parse_args()
     args.clip = args.clip or os.path.join(args.root, "toy_clip", "toy_vit.pt")
     if args.meta is None:
@@ -145,9 +157,11 @@ def main() -> None:
             for dataset in args.datasets:
                 cells[(variant, dataset)] = [run_one(args, variant, dataset, shots, seed) for seed in seeds]
         for title, datasets in (("test datasets", args.test_datasets), ("all datasets", args.datasets)):
-            headers = ["method"] + [f"{d} base / new / H" for d in datasets] + ["avg base", "avg new", "avg H",
-                                                                               f"H vs {reference_row(args.method)}"]
-            print(f"\nToy world base-to-new, {args.method}, {shots} shot(s), mean of seeds {args.seeds}, {title}")
+            all_way = ["avg all classes at once"] if args.train_classes == "all" else []
+            headers = (["method"] + [f"{d} base / new / H" for d in datasets] + ["avg base", "avg new", "avg H"]
+                       + all_way + [f"H vs {reference_row(args.method)}"])
+            print(f"\nToy world, {args.method} trained on {args.train_classes} classes, {shots} shot(s), "
+                  f"mean of seeds {args.seeds}, {title}")
             print(tabulate(summarize(cells, datasets, args.method), headers=headers, tablefmt="github"))
     print(f"\n{time.time() - started:.0f} s; runs under {args.output}")
 

@@ -55,9 +55,7 @@ def main() -> None:
 if __name__ == "__main__":
     build_parser().parse_args()  # --help and a malformed command line are answered before torch loads
 
-from datasets.toy_world import (WORLD_SIZES, build_heldout_datasets, build_world, ensure_toy_clip,  # noqa: E402
-                                read_toy_clip_record)
-from datasets.toy_world.world import RESOLUTIONS  # noqa: E402
+from datasets.toy_world import build_heldout_datasets, build_world, ensure_toy_clip, read_toy_clip_record  # noqa: E402
 
 if __name__ == "__main__":
     main()

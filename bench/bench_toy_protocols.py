@@ -136,8 +136,8 @@ def average_per_seed(cells: List[Dict[str, dict]], measure: str) -> Dict[int, fl
 
 def paired_rows(runs: List[tables.Run], protocol: str, method: str, baseline_runs: List[tables.Run] = None,
                 plan: dict = None) -> List[list]:
-    """Rows (protocol, dataset or average, shots, measure, difference): <method>_GRAM - <method> by seed
-    (the baseline's runs from ``baseline_runs`` when given, e.g. another output root)."""
+    """Rows (protocol, dataset or average label, shots, measure, PairedDifference): <method>_GRAM - <method>
+    by seed (the baseline's runs from ``baseline_runs`` when given, e.g. another output root)."""
     plan = plan or protocol_plan(protocol)
     rows = []
     for shots in plan["shots"]:
@@ -146,16 +146,32 @@ def paired_rows(runs: List[tables.Run], protocol: str, method: str, baseline_run
         for measure in (["base", "new", "H"] if protocol == "base2new" else ["acc"]):
             for dataset, (gram, base) in cells.items():
                 if len(set(gram[measure]) & set(base[measure])) >= 2:
-                    rows.append([protocol, dataset, shots, measure, str(paired_difference(gram[measure], base[measure]))])
+                    rows.append([protocol, dataset, shots, measure, paired_difference(gram[measure], base[measure])])
             for label, group in (("average", list(cells)), ("held-out sets average", [d for d in cells if d in HELDOUT])):
                 if len(group) < 2:
                     continue
                 gram, base = (average_per_seed([cells[d][side] for d in group], measure) for side in (0, 1))
                 if len(set(gram) & set(base)) >= 2:
-                    difference = paired_difference(gram, base)
-                    rows.append([protocol, f"**{label}**", shots, measure,
-                                 f"**{difference}**" + (" (excludes 0)" if difference.excludes_zero else "")])
+                    rows.append([protocol, label, shots, measure, paired_difference(gram, base)])
     return rows
+
+
+AVERAGE_LABELS = ("average", "held-out sets average")
+
+
+def paired_markdown(rows_by_method: Dict[str, List[list]]) -> str:
+    """``paired.md``: every row of ``paired_rows``, the averages in bold (with "(excludes 0)" when so)."""
+    rows = []
+    for method, method_rows in rows_by_method.items():
+        for protocol, label, shots, measure, difference in method_rows:
+            if label in AVERAGE_LABELS:
+                label, cell = f"**{label}**", f"**{difference}**" + (" (excludes 0)" if difference.excludes_zero else "")
+            else:
+                cell = str(difference)
+            rows.append([f"{method}_GRAM - {method}", protocol, label, shots, measure, cell])
+    return ("### Paired difference to the baseline (GRAM minus it, by seed), mean [95% t interval]\n\n"
+            + tabulate(rows, headers=["methods", "protocol", "dataset", "shots", "measure", "difference"],
+                       tablefmt="github", disable_numparse=True) + "\n")
 
 
 # The summary's columns: (protocol, shots, measure, dataset label in paired_rows, column title).
@@ -170,18 +186,14 @@ SUMMARY_CELLS = [
 ]
 
 
-def summary_markdown(runs: List[tables.Run], methods: List[str], protocols: List[str]) -> str:
+def summary_markdown(rows_by_method: Dict[str, List[list]], protocols: List[str]) -> str:
     """One row per method: <method>_GRAM - <method> on each protocol's headline average (bold: the
     interval excludes 0)."""
     cells = [cell for cell in SUMMARY_CELLS if cell[0] in protocols]
     rows = []
-    for method in methods:
-        found = {}
-        for protocol in sorted({cell[0] for cell in cells}):
-            for _, label, shots, measure, difference in paired_rows(runs, protocol, method):
-                value = difference.replace(" (excludes 0)", "").strip("*")
-                found[(protocol, shots, measure, label.strip("*"))] = (
-                    f"**{value}**" if difference.endswith("(excludes 0)") else value)
+    for method, method_rows in rows_by_method.items():
+        found = {(protocol, shots, measure, label): f"**{difference}**" if difference.excludes_zero else str(difference)
+                 for protocol, label, shots, measure, difference in method_rows}
         rows.append([f"{method}_GRAM - {method}"] + [found.get(cell[:4], "") for cell in cells])
     return ("### GRAM minus its baseline, paired by seed: mean [95% t interval] (bold: excludes 0)\n\n"
             + tabulate(rows, headers=["methods"] + [cell[4] for cell in cells], tablefmt="github",
@@ -203,14 +215,12 @@ def write_tables(args, trainers: List[str], methods: List[str]) -> str:
         if protocol == "base2new" and table.rows:
             plots.base2new_bars(table, stem + ".png")
         report.append(table.to_markdown())
-    rows = [[f"{method}_GRAM - {method}"] + row for method in methods for protocol in args.protocols
-            for row in paired_rows(runs, protocol, method)]
-    paired = ("### Paired difference to the baseline (GRAM minus it, by seed), mean [95% t interval]\n\n"
-              + tabulate(rows, headers=["methods", "protocol", "dataset", "shots", "measure", "difference"],
-                         tablefmt="github", disable_numparse=True) + "\n")
+    rows_by_method = {method: [row for protocol in args.protocols for row in paired_rows(runs, protocol, method)]
+                      for method in methods}
+    paired = paired_markdown(rows_by_method)
     write_text_atomically(os.path.join(out_dir, "paired.md"), paired)
     report.append(paired)
-    summary = summary_markdown(runs, methods, args.protocols)
+    summary = summary_markdown(rows_by_method, args.protocols)
     write_text_atomically(os.path.join(out_dir, "summary.md"), summary)
     report.append(summary)
     return "\n".join(report)

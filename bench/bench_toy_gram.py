@@ -100,8 +100,7 @@ def run_one(args, variant: str, dataset: str, shots: int, seed: int) -> Dict[str
 
 def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Sequence[str],
               method: str) -> List[list]:
-    rows = []
-    reference_h = None
+    rows, hs = [], []
     for variant in variants(method):
         row = [variant]
         bases, news = [], []
@@ -112,15 +111,14 @@ def summarize(cells: Dict[Tuple[str, str], List[Dict[str, float]]], datasets: Se
             news.append(new)
             row.append(f"{base:.1f} / {new:.1f} / {harmonic_mean(base, new):.2f}")
         base, new = float(np.mean(bases)), float(np.mean(news))
-        h = harmonic_mean(base, new)
-        reference_h = h if variant == reference_row(method) else reference_h
-        row += [f"{base:.2f}", f"{new:.2f}", f"{h:.2f}"]
+        hs.append(round(harmonic_mean(base, new), 2))  # as printed: the last column subtracts printed figures
+        row += [f"{base:.2f}", f"{new:.2f}", f"{hs[-1]:.2f}"]
         if "all" in cells[(variant, datasets[0])][0]:  # trained on all classes: the all-way accuracy too
             row.append(f"{np.mean([np.mean([r['all'] for r in cells[(variant, d)]]) for d in datasets]):.2f}")
         rows.append(row)
-    h_column = len(datasets) + 3
-    for row in rows:
-        row.append(f"{float(row[h_column]) - reference_h:+.2f}")
+    reference_h = hs[list(variants(method)).index(reference_row(method))]
+    for row, h in zip(rows, hs):
+        row.append(f"{h - reference_h + 0.0:+.2f}")  # + 0.0: no "-0.00" for the reference row
     return rows
 
 

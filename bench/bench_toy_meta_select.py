@@ -78,6 +78,11 @@ def downstream_step(method: str) -> float:
     return round(float(optim["LR"]) / (1.0 - float(optim.get("MOMENTUM", 0.9))), 6)
 
 
+def method_output(args) -> str:
+    """Where a method's candidates and selection go: ``--output`` itself for CoOp, a subfolder for the others."""
+    return args.output if args.method == "CoOp" else os.path.join(args.output, args.method)
+
+
 def validation_opts(args) -> List[str]:
     return ["TRAINER.GRAM.HOLDOUT_CLUSTERS", str(args.holdout), "TRAINER.GRAM.VAL_TASKS", str(args.val_tasks),
             "TRAINER.GRAM.VAL_INNER_STEPS", str(args.val_steps), "TRAINER.GRAM.VAL_INNER_LR", str(args.val_lr)]
@@ -86,7 +91,7 @@ def validation_opts(args) -> List[str]:
 def meta_train_candidate(args, name: str, seed: int) -> dict:
     """Meta-train one candidate on the training clusters (cached) and return its validation record."""
     tag = name.split(" (")[0].replace(" ", "_").replace(",", "").replace(".", "p")
-    out = os.path.join(args.output, "" if args.method == "CoOp" else args.method, tag, f"seed{seed}")
+    out = os.path.join(method_output(args), tag, f"seed{seed}")
     record = os.path.join(out, "validation.json")
     if not os.path.isfile(record):
         argv = ["--config-file", base_config(args.method), "--split-file", args.split_file,
@@ -152,7 +157,7 @@ def main() -> None:
     table = tabulate(rows, headers=["candidate", "adapted query loss", "query acc. (%)", "vs reference", ""],
                      tablefmt="github")
     print(f"\n{title}\n\n{table}\n\nchosen: {chosen}\n{time.time() - started:.0f} s; runs under {args.output}")
-    write_text_atomically(os.path.join(args.output, "" if args.method == "CoOp" else args.method, "selection.md"), f"{title}\n\n{table}\n\nchosen: {chosen}\n")
+    write_text_atomically(os.path.join(method_output(args), "selection.md"), f"{title}\n\n{table}\n\nchosen: {chosen}\n")
 
 
 if __name__ == "__main__":

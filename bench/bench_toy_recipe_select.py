@@ -32,7 +32,7 @@ from toy_bench_args import toy_world_parser  # noqa: E402  (bench/ is the script
 import train  # noqa: E402
 from fileio.atomic import write_text_atomically  # noqa: E402
 from tools import tables  # noqa: E402
-from tools.paired import paired_difference  # noqa: E402
+from tools.paired import keep_unless_beaten, paired_difference  # noqa: E402
 from tools.protocols import Settings, build_runs  # noqa: E402
 
 METHODS = ("CoOp", "CoCoOp", "VPT", "MaPLe")
@@ -86,9 +86,7 @@ def main() -> None:
             print(f"  {method} lr {lr:g}: {statistics.mean(accuracies[lr].values()):.2f} "
                   f"({time.time() - started:.0f} s)", flush=True)
         scores = {lr: statistics.mean(values.values()) for lr, values in accuracies.items()}
-        best = max(scores, key=scores.get)
-        advantage = paired_difference(accuracies[best], accuracies[current])
-        chosen = best if best != current and advantage.excludes_zero else current
+        chosen, best, advantage = keep_unless_beaten(accuracies, current)
         for lr in accuracies:
             note = ", ".join(word for word, flag in (("recipe", lr == current), ("chosen", lr == chosen)) if flag)
             versus = "" if lr == current else str(paired_difference(accuracies[lr], accuracies[current]))

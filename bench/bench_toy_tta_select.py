@@ -32,7 +32,7 @@ import train  # noqa: E402
 from fileio.atomic import write_text_atomically  # noqa: E402
 from fileio.stage_files import META_CHECKPOINT_NAME  # noqa: E402
 from tools import tables  # noqa: E402
-from tools.paired import paired_difference  # noqa: E402
+from tools.paired import keep_unless_beaten, paired_difference  # noqa: E402
 from tools.protocols import Settings, build_runs  # noqa: E402
 
 CONFIG = "tiny"  # configs/trainers/TPT/tiny.yaml, as the README's TTA table
@@ -91,8 +91,7 @@ def main() -> None:
     scores = {name: accuracies(args, "TPT_GRAM", os.path.join(args.output, tag(name)), meta_checkpoint(args, name))
               for name in CANDIDATES}
     means = {name: statistics.mean(values.values()) for name, values in scores.items()}
-    best = max(means, key=means.get)
-    chosen = best if best != CURRENT and paired_difference(scores[best], scores[CURRENT]).excludes_zero else CURRENT
+    chosen = keep_unless_beaten(scores, CURRENT)[0]
     rows = [[f"{trainer} (reference)", f"{statistics.mean(values.values()):.2f}", "", ""]
             for trainer, values in references.items()]
     for name in CANDIDATES:

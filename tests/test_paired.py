@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from tools.paired import paired_difference
+from tools.paired import keep_unless_beaten, paired_difference
 
 
 def test_interval_is_the_t_interval_of_the_per_seed_differences():
@@ -23,3 +23,13 @@ def test_only_shared_seeds_are_paired_and_a_constant_gain_excludes_zero():
 def test_fewer_than_two_paired_seeds_is_refused():
     with pytest.raises(ValueError, match="needs >= 2 seeds"):
         paired_difference({1: 1.0, 2: 2.0}, {2: 1.0, 3: 0.0})
+
+
+def test_the_best_candidate_replaces_the_current_one_only_on_a_supported_advantage():
+    current = {1: 50.0, 2: 60.0, 3: 70.0}
+    steady = {seed: value + 2.0 for seed, value in current.items()}  # +2 on every seed: the interval excludes 0
+    noisy = {1: 58.0, 2: 55.0, 3: 75.0}  # a higher mean (+2.67), but the seeds disagree
+    assert keep_unless_beaten({"current": current, "steady": steady}, "current")[:2] == ("steady", "steady")
+    chosen, best, advantage = keep_unless_beaten({"current": current, "noisy": noisy}, "current")
+    assert (chosen, best) == ("current", "noisy") and not advantage.excludes_zero
+    assert keep_unless_beaten({"current": steady, "other": current}, "current")[0] == "current"

@@ -10,7 +10,7 @@ which with 3 seeds is mean +- 4.30 * std / sqrt(3): wide, as three seeds warrant
 excludes 0 is a difference the seeds support at that level.
 """
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 from scipy import stats
@@ -43,3 +43,13 @@ def paired_difference(treatment: Mapping[int, float], baseline: Mapping[int, flo
     mean = float(differences.mean())
     half_width = float(stats.t.ppf((1 + level) / 2, len(seeds) - 1) * differences.std(ddof=1) / np.sqrt(len(seeds)))
     return PairedDifference(mean, mean - half_width, mean + half_width, len(seeds))
+
+
+def keep_unless_beaten(scores: Mapping[Any, Mapping], current: Any, level: float = 0.95) -> tuple:
+    """The choosing rule of the toy-world selection benchmarks: the candidate with the best mean replaces
+    ``current`` only if its paired advantage over it excludes 0. ``scores`` maps each candidate to its
+    ``{pairing key: score}`` (higher is better). Returns ``(chosen, best, advantage of best over current)``."""
+    means = {name: float(np.mean(list(values.values()))) for name, values in scores.items()}
+    best = max(means, key=means.get)
+    advantage = paired_difference(scores[best], scores[current], level)
+    return (best if best != current and advantage.excludes_zero else current), best, advantage
